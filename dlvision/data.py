@@ -1,0 +1,59 @@
+"""Small bundled data sets for the assignments: generated on the fly, nothing is downloaded.
+
+Every generator is deterministic for a given ``seed`` and returns ``(X, y)`` with ``X`` a float32 tensor of
+shape (n, 2) and ``y`` an int64 tensor of shape (n,) holding class indices, both on the CPU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _split(n: int, classes: int) -> list[int]:
+    """How many of ``n`` points each class gets (as even as possible, earlier classes first)."""
+    return [n // classes + (1 if c < n % classes else 0) for c in range(classes)]
+
+
+def make_moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaving half circles, the classic "not linearly separable" toy problem.
+
+    Class 0 is the upper moon (centre (0, 0), radius 1), class 1 the lower one (centre (1, 0.5)).
+    Gaussian noise of standard deviation ``noise`` is added to both coordinates.
+    Returns ``X`` float32 (n, 2) and ``y`` int64 (n,), shuffled.
+    """
+    g = _generator(seed)
+    n0, n1 = _split(n, 2)
+    t0 = torch.rand(n0, generator=g, dtype=torch.float64) * math.pi
+    t1 = torch.rand(n1, generator=g, dtype=torch.float64) * math.pi
+    upper = torch.stack([torch.cos(t0), torch.sin(t0)], dim=1)
+    lower = torch.stack([1.0 - torch.cos(t1), 0.5 - torch.sin(t1)], dim=1)
+    X = torch.cat([upper, lower]) + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = torch.cat([torch.zeros(n0, dtype=torch.int64), torch.ones(n1, dtype=torch.int64)])
+    order = torch.randperm(n, generator=g)
+    return X[order].float(), y[order]
+
+
+def make_spirals(n: int = 400, classes: int = 2, turns: float = 1.0, noise: float = 0.05,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``classes`` interleaved spiral arms around the origin, radius growing from 0 to 1.
+
+    Arm ``c`` is rotated by ``2 pi c / classes``; ``turns`` is how many full turns each arm makes.
+    Gaussian noise of standard deviation ``noise`` is added to both coordinates.
+    Returns ``X`` float32 (n, 2) and ``y`` int64 (n,) with values in ``0 .. classes - 1``, shuffled.
+    """
+    g = _generator(seed)
+    xs, ys = [], []
+    for c, m in enumerate(_split(n, classes)):
+        r = torch.rand(m, generator=g, dtype=torch.float64)
+        angle = 2 * math.pi * (turns * r + c / classes)
+        xs.append(torch.stack([r * torch.cos(angle), r * torch.sin(angle)], dim=1))
+        ys.append(torch.full((m,), c, dtype=torch.int64))
+    X = torch.cat(xs) + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = torch.cat(ys)
+    order = torch.randperm(n, generator=g)
+    return X[order].float(), y[order]

@@ -1,0 +1,106 @@
+"""The trusted runner: pytest, in this process, over a hidden cell's grader files, against a Student handle."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from dlvision.grading.report import title_of
+from dlvision.grading.scoring import TestResult
+from dlvision.grading.student import Student, StudentError
+
+log = logging.getLogger(__name__)
+
+
+def points(n: float):
+    """Decorator: the points a grader test carries."""
+    return pytest.mark.points(n)
+
+
+#: Decorator for tests that need CUDA; skipped where grading has none.
+gpu = pytest.mark.gpu
+
+
+class GraderError(RuntimeError):
+    """A grader file that could not be collected or a test without points: the course's bug, not the student's."""
+
+
+def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[TestResult]:
+    """Run every test in ``paths`` with ``student`` as its fixture and return one result per test.
+
+    Raises GraderError when a file does not import or a test carries no ``@points``.
+    """
+    plugin = _Collector(student, cuda)
+    args = [str(p) for p in paths] + ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--import-mode=importlib", "--assert=plain",
+                                      "-c", os.devnull, "--rootdir", str(Path(paths[0]).parent), "-W", "ignore"]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        pytest.main(args, plugins=[plugin])
+    log.debug("pytest output:\n%s", output.getvalue())
+    if plugin.broken:
+        raise GraderError("; ".join(plugin.broken))
+    if not plugin.results:
+        raise GraderError(f"no tests were collected from {', '.join(map(str, paths))}")
+    return plugin.results
+
+
+class _Collector:
+    def __init__(self, student: Student, cuda: bool):
+        self._student = student
+        self._cuda = cuda
+        self.results: list[TestResult] = []
+        self.broken: list[str] = []
+
+    @pytest.fixture
+    def student(self) -> Student:
+        return self._student
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "points(n): the points a grader test carries")
+        config.addinivalue_line("markers", "gpu: the test needs a CUDA device")
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            if item.get_closest_marker("points") is None:
+                self.broken.append(f"{item.nodeid} carries no @points")
+            if item.get_closest_marker("gpu") and not self._cuda:
+                item.add_marker(pytest.mark.skip(reason="no CUDA device at grading time"))
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.broken.append(f"{report.nodeid or 'a grader file'} could not be collected: "
+                               f"{str(report.longrepr).strip().splitlines()[-1]}")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        marker = item.get_closest_marker("points")
+        title = title_of(item.name, getattr(item.obj, "__doc__", None))
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            result = TestResult(title, marker.args[0] if marker else 0, "skipped", reason.removeprefix("Skipped: "))
+        elif report.passed:
+            result = TestResult(title, marker.args[0] if marker else 0, "passed")
+        else:
+            result = TestResult(title, marker.args[0] if marker else 0, "failed", _message(call.excinfo))
+        self.results.append(result)
+
+
+def _message(excinfo) -> str:
+    """What a failure says to the student: the assertion's or the student's own error, never grader source."""
+    if excinfo is None:
+        return ""
+    error = excinfo.value
+    if isinstance(error, AssertionError):
+        return str(error) or "the check failed."
+    if isinstance(error, StudentError):
+        return f"Your code failed: {error}"
+    return (f"The check could not use what your code returned ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:300] if str(error) else ''}).")
