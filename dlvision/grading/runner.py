@@ -25,6 +25,10 @@ def points(n: float):
 gpu = pytest.mark.gpu
 
 
+#: Grader sessions ignore the course's own pytest settings and cache.
+_PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--import-mode=importlib", "-c", os.devnull]
+
+
 class GraderError(RuntimeError):
     """A grader file that could not be collected or a test without points: the course's bug, not the student's."""
 
@@ -35,8 +39,8 @@ def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[Test
     Raises GraderError when a file does not import or a test carries no ``@points``.
     """
     plugin = _Collector(student, cuda)
-    args = [str(p) for p in paths] + ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--import-mode=importlib", "--assert=plain",
-                                      "-c", os.devnull, "--rootdir", str(Path(paths[0]).parent), "-W", "ignore"]
+    args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--assert=plain",
+                                                     "-W", "ignore"]
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         pytest.main(args, plugins=[plugin])
@@ -48,20 +52,34 @@ def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[Test
     return plugin.results
 
 
-class _Collector:
-    def __init__(self, student: Student, cuda: bool):
-        self._student = student
-        self._cuda = cuda
-        self.results: list[TestResult] = []
-        self.broken: list[str] = []
+class _GraderPlugin:
+    """What every grader session shares: the markers, and grader files that fail to collect."""
 
-    @pytest.fixture
-    def student(self) -> Student:
-        return self._student
+    def __init__(self):
+        self.broken: list[str] = []
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "points(n): the points a grader test carries")
         config.addinivalue_line("markers", "gpu: the test needs a CUDA device")
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.broken.append(f"{report.nodeid or 'a grader file'} could not be collected: "
+                               f"{str(report.longrepr).strip().splitlines()[-1]}")
+
+
+class _Collector(_GraderPlugin):
+    """Provides the ``student`` fixture, skips gpu tests without CUDA, and records each test's result."""
+
+    def __init__(self, student: Student, cuda: bool):
+        super().__init__()
+        self._student = student
+        self._cuda = cuda
+        self.results: list[TestResult] = []
+
+    @pytest.fixture
+    def student(self) -> Student:
+        return self._student
 
     def pytest_collection_modifyitems(self, items):
         for item in items:
@@ -69,11 +87,6 @@ class _Collector:
                 self.broken.append(f"{item.nodeid} carries no @points")
             if item.get_closest_marker("gpu") and not self._cuda:
                 item.add_marker(pytest.mark.skip(reason="no CUDA device at grading time"))
-
-    def pytest_collectreport(self, report):
-        if report.failed:
-            self.broken.append(f"{report.nodeid or 'a grader file'} could not be collected: "
-                               f"{str(report.longrepr).strip().splitlines()[-1]}")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -104,3 +117,30 @@ def _message(excinfo) -> str:
         return f"Your code failed: {error}"
     return (f"The check could not use what your code returned ({type(error).__name__}: "
             f"{str(error).splitlines()[0][:300] if str(error) else ''}).")
+
+
+def collect_tests(paths: list[Path]) -> list[tuple[str, float | None, bool]]:
+    """``(test id, points or None, needs gpu)`` for every test in ``paths``, without running any.
+
+    Raises GraderError when a file cannot be collected.
+    """
+    plugin = _Inventory()
+    args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--collect-only"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        pytest.main(args, plugins=[plugin])
+    if plugin.broken:
+        raise GraderError("; ".join(plugin.broken))
+    return plugin.tests
+
+
+class _Inventory(_GraderPlugin):
+    """Records each collected test's points and gpu mark."""
+
+    def __init__(self):
+        super().__init__()
+        self.tests: list[tuple[str, float | None, bool]] = []
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            marker = item.get_closest_marker("points")
+            self.tests.append((item.nodeid, marker.args[0] if marker else None, item.get_closest_marker("gpu") is not None))

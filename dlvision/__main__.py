@@ -1,0 +1,3 @@
+from dlvision.cli import main
+
+main()

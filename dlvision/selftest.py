@@ -1,0 +1,153 @@
+"""Selftest: prove each assignment's graders. The solution scores full marks, the released stub scores zero on
+every hidden cell, and every mutant loses points in the cells it targets.
+
+Each variant is graded by real nbgrader, in the sandbox, in its own copy of a freshly built course, so
+variants run in parallel without sharing a gradebook.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from dlvision import api
+from dlvision.course import Course, read_notebook
+from dlvision.grading.cells import is_hidden_grade_cell
+from dlvision.mutants import Mutant, MutantError, read_mutants
+
+#: Budgets from ../shared/ASSIGNMENTS.md, in seconds, reported (not enforced) per variant.
+BUDGETS = {"solution": 30, "stub": 30, "mutant": 45}
+
+
+@dataclass
+class Variant:
+    """A submission to grade and what it must score: ``kind`` is solution, stub or mutant."""
+
+    assignment: str
+    name: str
+    kind: str
+    notebooks: dict[str, nbformat.NotebookNode]
+    targets: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class VariantResult:
+    variant: Variant
+    passed: bool
+    seconds: float
+    verdict: str
+    reports: dict[str, str] = field(default_factory=dict)
+
+
+def selftest(course: Course, assignments: list[str], jobs: int,
+             progress: Callable[[VariantResult], None] = lambda result: None) -> list[VariantResult]:
+    """Build each assignment in a scratch course, grade all its variants ``jobs`` at a time, and judge them."""
+    scratch = Path(tempfile.mkdtemp(prefix="dlvision-selftest-"))
+    try:
+        variants, courses = [], {}
+        for assignment in assignments:
+            courses[assignment] = _built_copy(course, assignment, scratch / assignment)
+            variants += _variants(course, assignment, courses[assignment])
+        threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+        results = []
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),
+                                   v.assignment, v.name, dict(v.notebooks), list(v.targets), course.overrides,
+                                   threads): v for v in variants}
+            for future in as_completed(futures):
+                result = _judge(futures[future], *future.result())
+                progress(result)
+                results.append(result)
+        return sorted(results, key=lambda r: variants.index(r.variant))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _built_copy(course: Course, assignment: str, root: Path) -> Path:
+    root.mkdir(parents=True)
+    shutil.copy(course.root / "nbgrader_config.py", root)
+    shutil.copytree(course.root / "source" / assignment, root / "source" / assignment)
+    shutil.copytree(course.root / "graders" / assignment, root / "graders" / assignment)
+    api.build(Course(root, course.overrides), [assignment])
+    return root
+
+
+def _variants(course: Course, assignment: str, built: Path) -> list[Variant]:
+    sources = {p.name: read_notebook(p) for p in course.source_notebooks(assignment)}
+    stubs = {name: read_notebook(built / "release" / assignment / name) for name in sources}
+    variants = [Variant(assignment, f"{assignment}--solution", "solution", sources,
+                        description="the solution scores full marks"),
+                Variant(assignment, f"{assignment}--stub", "stub", stubs,
+                        description="the released stub scores 0 on every hidden cell")]
+    for mutant in read_mutants(course.root / "graders" / assignment / "mutants"):
+        variants.append(Variant(assignment, f"{assignment}--{mutant.name}", "mutant", _mutated(sources, mutant),
+                                mutant.caught_by, f"{mutant.description} (caught by {', '.join(mutant.caught_by)})"))
+    return variants
+
+
+def _mutated(sources: dict[str, nbformat.NotebookNode], mutant: Mutant) -> dict[str, nbformat.NotebookNode]:
+    for name, nb in sources.items():
+        if any(c.metadata.get("nbgrader", {}).get("grade_id") == mutant.replaces for c in nb.cells):
+            return {**sources, name: mutant.apply(nb)}
+    raise MutantError(f"mutant {mutant.name}: no notebook has a cell '{mutant.replaces}'.")
+
+
+def _grade_variant(built: str, root: str, assignment: str, student: str, notebooks: dict, targets: list[str],
+                   overrides: list[str], threads: int):
+    """In a worker process: copy the built course, submit the variant, autograde it, return its cell scores."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    shutil.copytree(built, root)
+    folder = Path(root) / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nbformat.from_dict(nb), folder / name)
+    if targets:  # a mutant runs only the graders of the cells it targets
+        with open(Path(root) / "nbgrader_config.py", "a") as config:
+            config.write(f"\nc.TrustedExecute.only_cells = {targets!r}\n")
+    start = time.perf_counter()
+    course = Course(root, overrides)
+    [outcome] = api.autograde(course, assignment, [student])
+    seconds = time.perf_counter() - start
+    if not outcome.ok:
+        return seconds, None, {}, outcome.message
+    reports = {}
+    for path in sorted((Path(root) / "autograded" / student / assignment).glob("*.ipynb")):
+        for cell in read_notebook(path).cells:
+            if is_hidden_grade_cell(cell) and cell.outputs:
+                reports[cell.metadata.nbgrader.grade_id] = cell.outputs[0].get("text", "")
+    return seconds, api.cell_scores(course, assignment, student), reports, ""
+
+
+def _judge(variant: Variant, seconds: float, scores: dict | None, reports: dict[str, str],
+           error: str) -> VariantResult:
+    if scores is None:
+        return VariantResult(variant, False, seconds, f"autograde failed: {error}")
+    hidden = {c.metadata.nbgrader.grade_id for nb in variant.notebooks.values() for c in nb.cells
+              if is_hidden_grade_cell(c)}
+    if variant.kind == "solution":
+        short = {cell: s for cell, s in scores.items() if s[0] is not None and s[0] < s[1]}
+        verdict = "full marks" if not short else "lost points in " + ", ".join(
+            f"{cell} ({s[0]:g}/{s[1]:g})" for cell, s in short.items())
+    elif variant.kind == "stub":
+        short = {cell: scores[cell] for cell in hidden if scores.get(cell, (0, 0))[0]}
+        verdict = "0 on every hidden cell" if not short else "scored in " + ", ".join(
+            f"{cell} ({s[0]:g}/{s[1]:g})" for cell, s in short.items())
+    else:
+        short = {cell: scores.get(cell, (None, 0)) for cell in variant.targets
+                 if scores.get(cell, (None, 0))[0] is None or scores[cell][0] >= scores[cell][1]}
+        verdict = "caught: " + ", ".join(f"{c} {scores[c][0]:g}/{scores[c][1]:g}" for c in variant.targets
+                                         if c in scores) if not short else \
+            "NOT caught by " + ", ".join(short)
+    budget = BUDGETS[variant.kind]
+    if seconds > budget:
+        verdict += f" (over the {budget} s budget)"
+    return VariantResult(variant, not short, seconds, verdict, {c: reports.get(c, "") for c in short})
