@@ -23,9 +23,15 @@ def serve(request: str, namespace: dict) -> None:
     from IPython.display import publish_display_data
 
     try:
-        reply = {"ok": True, "payload": wire.encode(_plain(_carry_out(wire.decode(request, 1 << 30), namespace)))}
+        result = _plain(_carry_out(wire.decode(request, 1 << 30), namespace))
     except BaseException as error:  # noqa: BLE001 - every failure of student code is reported, not raised
         reply = {"ok": False, "error": _describe(error)}
+    else:
+        try:
+            reply = {"ok": True, "payload": wire.encode(result)}
+        except Exception:  # noqa: BLE001 - torch.save refuses what is not plain data
+            reply = {"ok": False, "error": f"the result is a {type(result).__name__}, which could not be read back: "
+                                           "return tensors, numbers, strings, or lists, tuples and dicts of them."}
     publish_display_data({wire.REPLY_MIME: reply})
 
 

@@ -11,6 +11,8 @@ SKIPPED_POLICIES = ("exclude", "forfeit")
 class TestResult:
     """One grader test's outcome: ``passed``, ``failed``, ``skipped`` or ``error`` (the grader itself broke)."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     title: str
     points: float
     outcome: str

@@ -78,13 +78,13 @@ class Student:
                                "kwargs": dict(kwargs), "number": number})
         code = f"__import__('dlvision.grading.kernel_side', fromlist=['serve']).serve({request!r}, globals())"
         outputs = self._execute(code, timeout or self._timeout)
+        errors = [out for out in outputs if out.get("output_type") == "error"]
+        if any(error.get("ename") == "CellTimeoutError" for error in errors):
+            raise StudentError(f"did not finish within {timeout or self._timeout:g} s "
+                               "(an endless loop, or far too slow).")
         replies = [out["data"][wire.REPLY_MIME] for out in outputs
                    if out.get("output_type") == "display_data" and wire.REPLY_MIME in out.get("data", {})]
         if not replies:
-            errors = [out for out in outputs if out.get("output_type") == "error"]
-            if errors and errors[-1].get("ename") == "CellTimeoutError":
-                raise StudentError(f"did not finish within {timeout or self._timeout:g} s "
-                                   "(an endless loop, or far too slow).")
             if errors:
                 raise StudentError(f"{errors[-1].get('ename')}: {errors[-1].get('evalue')}")
             raise StudentError("no result came back from your kernel (did your code print too much, "
