@@ -5,6 +5,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[Test
     args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--assert=plain",
                                                      "-W", "ignore"]
     output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+    with _fresh_imports(paths), contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         pytest.main(args, plugins=[plugin])
     log.debug("pytest output:\n%s", output.getvalue())
     if plugin.broken:
@@ -126,11 +127,24 @@ def collect_tests(paths: list[Path]) -> list[tuple[str, float | None, bool]]:
     """
     plugin = _Inventory()
     args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--collect-only"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with _fresh_imports(paths), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         pytest.main(args, plugins=[plugin])
     if plugin.broken:
         raise GraderError("; ".join(plugin.broken))
     return plugin.tests
+
+
+@contextlib.contextmanager
+def _fresh_imports(paths: list[Path]):
+    """Forget the grader modules afterwards: pytest would reuse a cached ``test_x`` of another assignment."""
+    folders = {Path(p).resolve().parent for p in paths}
+    try:
+        yield
+    finally:
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if file and Path(file).resolve().parent in folders:
+                del sys.modules[name]
 
 
 class _Inventory(_GraderPlugin):

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points
+from dlvision.grading import StudentError, expect_close, expect_implemented_without, points
 
 SIZES = [(1, 1), (3, 2), (5, 7), (16, 4)]
 
@@ -139,5 +139,9 @@ def test_linear_initialisation_is_uniform_within_one_over_sqrt_in(student):
 @points(1)
 def test_linear_is_implemented_by_hand(student):
     """Linear does not use torch.nn.Linear or torch.nn.functional"""
+    try:  # a class that does not run yet earns nothing here either
+        student.run(linear_forward, 3, 2, torch.ones(1, 3))
+    except StudentError as error:
+        raise AssertionError(f"Linear does not run yet ({error}); this check counts once it does.") from None
     expect_implemented_without(student, "Linear", ["torch.nn.Linear", "nn.Linear", "torch.nn.functional", "F.",
                                                    "torch.nn.LazyLinear", "torch.nn.Bilinear"])

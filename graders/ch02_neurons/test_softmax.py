@@ -7,7 +7,7 @@ import ast
 
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points, speed_ratio
+from dlvision.grading import StudentError, expect_close, expect_implemented_without, points, speed_ratio
 
 REFERENCE = {"softmax": torch.softmax, "log_softmax": torch.log_softmax}
 
@@ -84,6 +84,10 @@ def check_gradients(student, name, cases, seed, hint):
 
 
 def check_implemented_by_hand(student, name):
+    try:  # a function that does not run yet earns nothing here either
+        student.run(call_each, name, [(torch.randn(2, 3), -1)])
+    except StudentError as error:
+        raise AssertionError(f"{name} does not run yet ({error}); this check counts once it does.") from None
     expect_implemented_without(student, name, FORBIDDEN_DOTTED)
     tree = ast.parse(student.source_of(name))
     used = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)} & FORBIDDEN_ATTRIBUTES)
