@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import warnings
 from dataclasses import dataclass
@@ -183,10 +184,8 @@ def _check(result: dict, doing: str) -> None:
 
 
 def _last_error(result: dict) -> str:
-    """The most telling line of an nbgrader failure: its exception, else its last error log line."""
-    lines = [line.strip() for line in (result.get("error") or "").splitlines() if line.strip()]
-    logged = [line.strip() for line in (result.get("log") or "").splitlines() if "[ERROR]" in line]
-    for line in reversed(lines):
-        if not line.startswith(("File ", "^", "During handling", "Traceback")) and ":" in line:
-            return line
-    return logged[-1] if logged else "nbgrader failed without saying why (run nbgrader directly to see its log)."
+    """The root cause of an nbgrader failure: the first exception line in its log or traceback."""
+    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
+    causes = [line.strip() for line in text.splitlines()
+              if re.match(r"\s*[\w.]+(Error|Exception|Exit): ", line) and "see the the above traceback" not in line]
+    return causes[0] if causes else "nbgrader failed without saying why (run nbgrader directly to see its log)."

@@ -147,3 +147,16 @@ def test_feedback_shows_the_report_but_no_grader_source_or_path(graded):
     html = (graded[0] / "feedback" / "stub" / "toy" / "toy.html").read_text()
     assert "Hidden tests: 0 of 2 passed" in html and "NotImplementedError" in html
     assert "graders/" not in html and "gradient_of_square" not in html and "expect_close" not in html
+
+
+def test_a_broken_grader_fails_the_submission_loudly_and_leaves_the_gradebook_as_it_was(toy_course):
+    course = Course(toy_course, ["--TrustedExecute.timeout=10"])
+    api.build(course, ["toy"])
+    (toy_course / "graders" / "toy" / "test_square.py").write_text("import no_such_module\n")
+    folder = toy_course / "submitted" / "ada" / "toy"
+    folder.mkdir(parents=True)
+    nbformat.write(toy_notebook(), folder / "toy.ipynb")
+    [outcome] = api.autograde(course, "toy")
+    assert not outcome.ok and "could not be collected" in outcome.message
+    with sqlite3.connect(toy_course / "gradebook.db") as db:
+        assert db.execute("select count(*) from submitted_assignment").fetchone() == (0,)

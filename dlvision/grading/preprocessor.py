@@ -89,19 +89,16 @@ class TrustedExecute(Execute):
         if self.only_cells and grade_id not in self.only_cells:
             text, score = "Not graded in this run.\n", 0.0
         elif not paths:
-            self.log.error("Hidden grade cell %s declares no graders; it scores 0.", grade_id)
-            text, score = "This cell declares no graders; your instructor has been told.\n", 0.0
+            raise GraderError(f"hidden cell {grade_id} declares no graders (`dlvision build` would have said so)")
         else:
             code_cells = [c.source for c in self.nb.cells if c.cell_type == "code" and not is_hidden_grade_cell(c)]
             student = Student(lambda code, timeout: self._run_for_grader(code, timeout, index), code_cells,
                               timeout=self.call_timeout, max_reply_bytes=self.max_reply_bytes)
-            try:
-                results = run_graders(paths, student, cuda=_cuda_available())
-                score = cell_score(results, cell_points, self.skipped_tests)
-                text = format_report(results, score, cell_points)
-            except GraderError as error:
-                self.log.error("The graders of cell %s are broken: %s", grade_id, error)
-                text, score = "The graders for this cell failed to run; your instructor has been told.\n", 0.0
+            # A GraderError (a grader that does not import, a test without points) is the course's bug: it
+            # fails this submission loudly rather than scoring it 0.
+            results = run_graders(paths, student, cuda=_cuda_available())
+            score = cell_score(results, cell_points, self.skipped_tests)
+            text = format_report(results, score, cell_points)
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text),
                         nbformat.v4.new_output("execute_result", data={"text/plain": f"{score:g}"},
                                                execution_count=None)]

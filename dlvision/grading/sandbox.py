@@ -84,6 +84,8 @@ def bwrap_command(kernel_cmd: list[str], *, workdir: str, rundir: str, memory_by
         cmd += ["--ro-bind", str(folder), str(folder)]
     for device in gpu_devices:
         cmd += ["--dev-bind", device, device]
+    if gpu_devices:  # the CUDA driver reads its topology from /sys
+        cmd += ["--ro-bind", "/sys", "/sys"]
     # The sandbox's own root is read-only too: parent folders of the binds exist there, but nothing can be written.
     cmd += ["--bind", workdir, workdir, "--bind", rundir, rundir, "--remount-ro", "/", "--chdir", workdir,
             "--unsetenv", "JPY_PARENT_PID", "--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
