@@ -57,3 +57,21 @@ def make_spirals(n: int = 400, classes: int = 2, turns: float = 1.0, noise: floa
     y = torch.cat(ys)
     order = torch.randperm(n, generator=g)
     return X[order].float(), y[order]
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """scikit-learn's bundled 1797 handwritten digits (8x8, real scans), split into train and test.
+
+    Returns ``X_train, y_train, X_test, y_test``: images float32 of shape (n, 8, 8) scaled to [0, 1], labels
+    int64 of shape (n,) in 0..9. The split is a shuffle with ``seed``; ``test_fraction`` of the
+    images go to the test set.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    X = torch.tensor(digits.images, dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    order = torch.randperm(len(y), generator=_generator(seed))
+    n_test = int(round(test_fraction * len(y)))
+    test, train = order[:n_test], order[n_test:]
+    return X[train], y[train], X[test], y[test]
