@@ -5,7 +5,6 @@ that comes back, which the trusted side decodes safely and checks against its ow
 """
 from __future__ import annotations
 
-import time
 import traceback
 
 from dlvision.grading import wire
@@ -47,11 +46,10 @@ def _carry_out(request: dict, namespace: dict):
         target = namespace[name]
     if kind == "value":
         return target
-    if kind == "timed":
-        start = time.perf_counter()
+    if kind == "timed":  # the trusted side holds the clock; only the calls happen here
         for _ in range(request["number"]):
             target(*request["args"], **request["kwargs"])
-        return time.perf_counter() - start
+        return None
     return target(*request["args"], **request["kwargs"])
 
 

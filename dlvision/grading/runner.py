@@ -86,6 +86,7 @@ class _Collector(_GraderPlugin):
         for item in items:
             if item.get_closest_marker("points") is None:
                 self.broken.append(f"{item.nodeid} carries no @points")
+                item.add_marker(pytest.mark.skip(reason="carries no @points"))
             if item.get_closest_marker("gpu") and not self._cuda:
                 item.add_marker(pytest.mark.skip(reason="no CUDA device at grading time"))
 
@@ -96,15 +97,17 @@ class _Collector(_GraderPlugin):
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
         marker = item.get_closest_marker("points")
+        if marker is None:  # already recorded as broken
+            return
+        points = marker.args[0]
         title = title_of(item.name, getattr(item.obj, "__doc__", None))
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            result = TestResult(title, marker.args[0] if marker else 0, "skipped", reason.removeprefix("Skipped: "))
+            self.results.append(TestResult(title, points, "skipped", reason.removeprefix("Skipped: ")))
         elif report.passed:
-            result = TestResult(title, marker.args[0] if marker else 0, "passed")
+            self.results.append(TestResult(title, points, "passed"))
         else:
-            result = TestResult(title, marker.args[0] if marker else 0, "failed", _message(call.excinfo))
-        self.results.append(result)
+            self.results.append(TestResult(title, points, "failed", _message(call.excinfo)))
 
 
 def _message(excinfo) -> str:
