@@ -5,6 +5,7 @@ import nbformat
 import pytest
 import torch
 
+from dlvision.grading import speed_ratio
 from dlvision.grading.preprocessor import TrustedExecute
 from dlvision.grading.student import Student, StudentError
 from dlvision.grading.wire import REPLY_MIME
@@ -40,6 +41,9 @@ def chatty(x):
 
 def generator(x):
     return (i for i in range(3))
+
+def double_by_loop(x):
+    return torch.stack([2 * v for v in x])
 
 answer = "C"
 """
@@ -179,3 +183,11 @@ def test_the_sandbox_hides_the_course_and_the_network_and_limits_memory(student,
     assert facts["memory"] == "MemoryError"
     assert "DLVISION_TEST_SECRET" not in facts["env"]
     assert os.path.exists(os.path.join(kernel.resources["metadata"]["path"], "written-by-student.txt"))
+
+
+def test_speed_ratio_puts_a_vectorised_answer_near_the_reference_and_a_python_loop_far_above(student):
+    x = torch.randn(1000)
+    vectorised = speed_ratio(student, "double", lambda t: 2 * t, x, repeats=3, min_seconds=0.1)
+    looped = speed_ratio(student, "double_by_loop", lambda t: 2 * t, x, repeats=3, min_seconds=0.1)
+    assert vectorised < 10, f"a vectorised answer measured {vectorised:.1f} times the reference"
+    assert looped > 20 * vectorised, f"a Python loop measured only {looped:.1f} times ({vectorised:.1f} vectorised)"
