@@ -1,0 +1,168 @@
+"""Hidden tests for numerical_gradient and relative_error (Chapter 3, section 3).
+
+numerical_gradient is compared with autograd in float64 on three smooth test functions. Central differences
+with h = 1e-5 agree with autograd to a worst-case error of about 2e-8 relative to the largest gradient entry,
+a one-sided difference only to about 5e-5 at best; the bound, 1e-6, is explained in THRESHOLDS.md. That h is
+used is checked on sum(x^3), whose central difference is exactly 3 x^2 + h^2.
+"""
+import ast
+
+import torch
+
+from dlvision.grading import StudentError, expect_close, expect_implemented_without, points
+
+#: The test functions, defined once and run both here and in the student's kernel (each returns a 0-d tensor).
+TEST_FUNCTIONS = '''
+def sine_times_square(x):
+    return (torch.sin(3 * x) * x ** 2).sum()
+
+def tanh_layer(x):
+    w = torch.linspace(-1.0, 1.0, x.shape[-1], dtype=x.dtype)
+    return torch.tanh(x @ w + 0.5).pow(2).sum()
+
+def log_sum_exp_plus_cube(x):
+    return torch.logsumexp(x.reshape(-1), dim=0) + 0.1 * (x ** 3).sum()
+
+def cube_sum(x):
+    return (x ** 3).sum()
+'''
+FUNCTIONS = ("sine_times_square", "tanh_layer", "log_sum_exp_plus_cube")
+SHAPES = [(1,), (5,), (3, 4), (2, 3, 2)]
+
+#: The largest error allowed, relative to the largest entry of the gradient (see THRESHOLDS.md).
+NUMERICAL_BOUND = 1e-6
+
+FORBIDDEN_DOTTED = ["torch.autograd", "torch.func", "functorch"]
+FORBIDDEN_ATTRIBUTES = {"backward", "grad", "requires_grad_"}
+
+
+# --- scenarios: run in the student's kernel ---------------------------------------------------------------------
+
+def numerical_gradients(source, cases, **kwargs):
+    """numerical_gradient(f, x) for each (function name, x), with x afterwards and how often f was called."""
+    scope = {"torch": __import__("torch")}
+    exec(source, scope)
+    results = []
+    for name, x in cases:
+        calls = []
+
+        def f(t, function=scope[name]):
+            calls.append(1)
+            return function(t)
+
+        x = x.clone()
+        grad = numerical_gradient(f, x, **kwargs)
+        results.append({"grad": grad, "x_after": x, "calls": len(calls)})
+    return results
+
+
+def relative_errors(pairs):
+    return [relative_error(a, b) for a, b in pairs]
+
+
+# --- helpers on the trusted side -------------------------------------------------------------------------------
+
+def functions():
+    scope = {"torch": torch}
+    exec(TEST_FUNCTIONS, scope)
+    return scope
+
+
+def random_cases(seed):
+    g = torch.Generator().manual_seed(seed)
+    return [(name, torch.randn(shape, generator=g, dtype=torch.float64)) for name in FUNCTIONS for shape in SHAPES]
+
+
+def autograd_gradient(name, x):
+    leaf = x.clone().requires_grad_(True)
+    functions()[name](leaf).backward()
+    return leaf.grad
+
+
+def describe(name, x):
+    return f"{name}(x) at x of shape {tuple(x.shape)}"
+
+
+def gradients(student, cases, **kwargs):
+    return student.run(numerical_gradients, TEST_FUNCTIONS, cases, **kwargs)
+
+
+# --- numerical_gradient ----------------------------------------------------------------------------------------
+
+@points(2)
+def test_numerical_gradient_matches_autograd(student):
+    """numerical_gradient agrees with autograd to 1e-6 (relative to the largest entry) on smooth functions"""
+    cases = random_cases(1)
+    for (name, x), got in zip(cases, gradients(student, cases)):
+        expected = autograd_gradient(name, x)
+        grad = got["grad"]
+        assert isinstance(grad, torch.Tensor) and grad.shape == x.shape and grad.dtype == x.dtype, (
+            f"numerical_gradient should return a tensor of the shape and dtype of x, {tuple(x.shape)} "
+            f"{x.dtype}, for {describe(name, x)}; got "
+            + (f"{tuple(grad.shape)} {grad.dtype}." if isinstance(grad, torch.Tensor) else type(grad).__name__ + "."))
+        expect_close(grad, expected, rtol=0.0, atol=NUMERICAL_BOUND * expected.abs().max().item(),
+                     name=f"the numerical gradient of {describe(name, x)}",
+                     hint="Use the central difference (f(x + h e_i) - f(x - h e_i)) / (2h): its error is of order "
+                          "h^2; the one-sided (f(x + h e_i) - f(x)) / h is only of order h.")
+
+
+@points(1)
+def test_numerical_gradient_uses_the_step_h(student):
+    """numerical_gradient uses the step h it is given: for sum(x^3) the central difference is 3 x^2 + h^2"""
+    g = torch.Generator().manual_seed(2)
+    cases = [("cube_sum", torch.randn(shape, generator=g, dtype=torch.float64)) for shape in ((4,), (2, 3))]
+    for h in (0.1, 0.01):
+        for (name, x), got in zip(cases, gradients(student, cases, h=h)):
+            expect_close(got["grad"], 3 * x ** 2 + h ** 2,
+                         name=f"the numerical gradient of sum(x^3) at x of shape {tuple(x.shape)} with h = {h:g}",
+                         hint="((x + h)^3 - (x - h)^3) / (2h) = 3x^2 + h^2 exactly: perturb x by the argument h, "
+                              "not by a fixed number, and use the central difference.")
+
+
+@points(1)
+def test_numerical_gradient_restores_x(student):
+    """numerical_gradient leaves x exactly as it found it, and evaluates f twice per entry"""
+    cases = random_cases(3)
+    for (name, x), got in zip(cases, gradients(student, cases)):
+        assert torch.equal(got["x_after"], x), (
+            f"after numerical_gradient, x differs from before by up to "
+            f"{(got['x_after'] - x).abs().max().item():.3g} (for {describe(name, x)}). Save each entry's old value "
+            "and assign it back after the two evaluations; x is the caller's tensor.")
+        assert got["calls"] == 2 * x.numel(), (
+            f"numerical_gradient called f {got['calls']} times for an x with {x.numel()} entries; central "
+            f"differences need exactly two calls per entry ({2 * x.numel()}).")
+
+
+@points(1)
+def test_relative_error_follows_the_formula(student):
+    """relative_error(a, b) is max |a - b| / max(1e-8, |a| + |b|) over the entries, as a Python float"""
+    g = torch.Generator().manual_seed(4)
+    pairs = [(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0])),
+             (torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0])),
+             (torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0])),
+             (torch.tensor([1e-9, 100.0]), torch.tensor([-1e-9, 100.0 + 1e-3])),
+             (torch.tensor([[1e3, 1.0], [2.0, 5.0]], dtype=torch.float64),
+              torch.tensor([[1e3 + 10.0, 1.5], [2.0, 5.0]], dtype=torch.float64))]
+    a = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    pairs.append((a, a + 1e-6 * torch.randn(4, 6, generator=g, dtype=torch.float64)))
+    got = student.run(relative_errors, pairs)
+    for (a, b), value in zip(pairs, got):
+        a64, b64 = a.double(), b.double()
+        expected = ((a64 - b64).abs() / (a64.abs() + b64.abs()).clamp(min=1e-8)).max().item()
+        assert isinstance(value, float), f"relative_error should return a Python float, got {type(value).__name__}."
+        assert abs(value - expected) <= 1e-9 * abs(expected) + 1e-15, (
+            f"relative_error({a.tolist()}, {b.tolist()}) = {value!r}, expected {expected!r}: the maximum over the "
+            "entries of |a - b| / max(1e-8, |a| + |b|), computed entry by entry (not max|a - b| / max(|a| + |b|)).")
+
+
+@points(1)
+def test_numerical_gradient_is_numerical(student):
+    """numerical_gradient evaluates f and uses no autograd"""
+    try:  # a function that does not run yet earns nothing here either
+        gradients(student, random_cases(5)[:1])
+    except StudentError as error:
+        raise AssertionError(f"numerical_gradient does not run yet ({error}); this check counts once it does.") from None
+    expect_implemented_without(student, "numerical_gradient", FORBIDDEN_DOTTED)
+    tree = ast.parse(student.source_of("numerical_gradient"))
+    used = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)} & FORBIDDEN_ATTRIBUTES)
+    assert not used, f"numerical_gradient uses .{used[0]}: it should only evaluate f, never call autograd."
