@@ -24,6 +24,7 @@ c.TrustedExecute.timeout = 30                # seconds per student cell; then th
 c.TrustedExecute.call_timeout = 30           # seconds per grader call into the student's kernel
 c.TrustedExecute.skipped_tests = "exclude"   # gpu tests skipped without CUDA do not count ("forfeit": count as failed)
 c.SandboxedKernelManager.memory_limit = 6 << 30
+c.SandboxedKernelManager.cpu_threads = 1     # one torch thread per student kernel; grade in parallel instead
 c.SandboxedKernelManager.require_sandbox = False  # True refuses to grade where bubblewrap cannot run
 
 # Feedback and solutions never show where the hidden graders live.

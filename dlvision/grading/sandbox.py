@@ -110,6 +110,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     memory_limit = Integer(6 << 30, help="Bytes of data memory (RLIMIT_DATA) a student kernel may use.").tag(config=True)
     extra_read_only = List(Unicode(), help="More folders the kernel may read (e.g. a dataset cache).").tag(config=True)
     bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
+    cpu_threads = Integer(1, help=("Threads the kernel's torch and BLAS may use (OMP_NUM_THREADS); 0 keeps the "
+                                   "grader's setting. More threads than free cores make small tensor work on a busy "
+                                   "grading machine tens of times slower.")).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -137,6 +140,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             kernel_cmd = limit_command(kernel_cmd, self.memory_limit)
             env.update(HOME=tempfile.mkdtemp(prefix="dlvision-home-", dir=self._rundir))
         env.setdefault("PATH", os.defpath)
+        if self.cpu_threads:
+            env.update(OMP_NUM_THREADS=str(self.cpu_threads), MKL_NUM_THREADS=str(self.cpu_threads))
         # The kernel's stdout only carries ipykernel's start-up banner; its stderr is kept for crashes.
         await super()._async_launch_kernel(kernel_cmd, **{**kw, "env": env, "cwd": workdir,
                                                           "stdout": subprocess.DEVNULL})
