@@ -7,7 +7,6 @@ variants run in parallel without sharing a gradebook.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import tempfile
 import time
@@ -58,12 +57,11 @@ def selftest(course: Course, assignments: list[str], jobs: int,
         for assignment in assignments:
             courses[assignment] = _built_copy(course, assignment, scratch / assignment)
             variants += _variants(course, assignment, courses[assignment])
-        threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
         results = []
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),
-                                   v.assignment, v.name, dict(v.notebooks), list(v.targets), course.overrides,
-                                   threads): v for v in variants}
+                                   v.assignment, v.name, dict(v.notebooks), list(v.targets), course.overrides): v
+                       for v in variants}
             for future in as_completed(futures):
                 result = _judge(futures[future], *future.result())
                 progress(result)
@@ -103,9 +101,8 @@ def _mutated(sources: dict[str, nbformat.NotebookNode], mutant: Mutant) -> dict[
 
 
 def _grade_variant(built: str, root: str, assignment: str, student: str, notebooks: dict, targets: list[str],
-                   overrides: list[str], threads: int):
+                   overrides: list[str]):
     """In a worker process: copy the built course, submit the variant, autograde it, return its cell scores."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     shutil.copytree(built, root)
     folder = Path(root) / "submitted" / student / assignment
     folder.mkdir(parents=True)
