@@ -36,14 +36,15 @@ def linear_forward(in_features, out_features, x):
 
 
 def linear_gradients(in_features, out_features, x, upstream):
-    """Gradients that backward() leaves in weight.grad and bias.grad, and the parameters themselves."""
+    """Gradients that backward() leaves in weight.grad and bias.grad (None if the output needs no gradient)."""
     import torch
 
     torch.manual_seed(1)
     layer = Linear(in_features, out_features)
-    (layer(x) * upstream).sum().backward()
-    return {"weight": layer.weight, "bias": layer.bias, "weight_grad": layer.weight.grad,
-            "bias_grad": layer.bias.grad}
+    out = layer(x)
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        (out * upstream).sum().backward()
+    return {"weight_grad": getattr(layer.weight, "grad", None), "bias_grad": getattr(layer.bias, "grad", None)}
 
 
 def linear_initial_values(in_features, out_features, seed):
@@ -106,8 +107,8 @@ def test_linear_gradients_reach_weight_and_bias(student):
     x, upstream = torch.randn(8, 5, generator=g), torch.randn(8, 3, generator=g)
     got = student.run(linear_gradients, 5, 3, x, upstream)
     assert got["weight_grad"] is not None and got["bias_grad"] is not None, (
-        "after backward(), weight.grad or bias.grad is None: make both torch.nn.Parameter (they require "
-        "gradients) and use them, undetached, in forward.")
+        "after backward(), weight.grad or bias.grad is None (or the output did not require gradients at all): "
+        "make both torch.nn.Parameter, which require gradients, and use them, undetached, in forward.")
     expect_close(got["weight_grad"], (upstream.double().T @ x.double()).float(), name="weight.grad",
                  hint="d(sum(upstream * (x @ W.T + b))) / dW = upstream.T @ x.")
     expect_close(got["bias_grad"], upstream.double().sum(0).float(), name="bias.grad")

@@ -24,7 +24,9 @@ FORBIDDEN_DOTTED = ["torch.nn", "F.", "torch.special", "scipy"]
 FORBIDDEN_ATTRIBUTES = {"softmax", "log_softmax", "logsumexp", "softmin", "_softmax", "_log_softmax"}
 
 SHIFT_HINT = ("Subtract each slice's own maximum, x.amax(dim=dim, keepdim=True), before exponentiating: "
-              "then the largest exponent is exp(0) = 1 and nothing overflows.")
+              "then the largest exponent is exp(0) = 1 and nothing overflows. If the values are finite but a "
+              "little off, keep the numbers you exponentiate small: x - (m + log(sum)) rounds at the size of "
+              "the logits (1e4 in float32 has steps of 0.001), so form x - m first.")
 LOGSUMEXP_HINT = ("log(softmax(x)) is -inf where a probability underflows to 0. Compute "
                   "x - m - log(sum(exp(x - m))) with m = x.amax(dim=dim, keepdim=True) instead.")
 DIM_HINT = ("Reduce along `dim` only, with keepdim=True (x.amax(dim=dim, keepdim=True), "
@@ -143,15 +145,21 @@ def test_softmax_is_implemented_by_hand(student):
     check_implemented_by_hand(student, "softmax")
 
 
+#: The speed test's input and bound (see THRESHOLDS.md): 1000 short slices, so that a Python loop over them
+#: pays the per-operation overhead a thousand times.
+SPEED_SHAPE, SPEED_BOUND = (1000, 30), 30
+
+
 @points(1)
 def test_softmax_is_vectorised(student):
-    """softmax on a (2048, 256) batch runs within 15x the time of torch.softmax (no Python loop over rows)"""
-    x = torch.randn(2048, 256, generator=torch.Generator().manual_seed(4))
-    ratio = speed_ratio(student, "softmax", torch.softmax, x, dim=-1, number=10, repeats=5)
-    assert ratio < 15, (
-        f"softmax took {ratio:.0f} times as long as torch.softmax on a (2048, 256) batch (allowed: 15 times). "
-        "A Python loop over rows (or elements) runs one small operation at a time; operate on the whole "
-        "tensor at once with amax, exp and sum along dim.")
+    """softmax on 1000 slices of 30 logits runs within 30x the time of torch.softmax (no Python loop over slices)"""
+    x = torch.randn(SPEED_SHAPE, generator=torch.Generator().manual_seed(4))
+    ratio = speed_ratio(student, "softmax", torch.softmax, x, dim=-1)
+    assert ratio < SPEED_BOUND, (
+        f"softmax took {ratio:.0f} times as long as torch.softmax on a {SPEED_SHAPE} batch (allowed: "
+        f"{SPEED_BOUND} times; a vectorised softmax takes about 1 to 5 times). A Python loop over the rows (or "
+        "the elements) runs one small operation at a time; work on the whole tensor at once with amax, exp and "
+        "sum along dim.")
 
 
 # --- log_softmax -----------------------------------------------------------------------------------------------
