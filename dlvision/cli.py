@@ -117,7 +117,8 @@ def selftest(ctx, args, jobs):
     console.print(f"Building {', '.join(assignments)} in a scratch course, then grading every variant")
     results = selftests.selftest(course, assignments, jobs,
                                  lambda r: console.print(f"{'[green]ok  [/]' if r.passed else '[red]FAIL[/]'} "
-                                                         f"{r.variant.name} ({r.seconds:.0f} s): {r.verdict}"))
+                                                         f"{r.variant.name} ({r.seconds:.0f} s): {r.verdict}",
+                                                         soft_wrap=True))
     table = Table(title=f"selftest of {', '.join(assignments)} ({time.perf_counter() - start:.0f} s, {jobs} jobs)")
     for column in ("variant", "expected", "result", "seconds"):
         table.add_column(column)
