@@ -10,6 +10,7 @@ their ratio; no threshold is asserted here.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -43,9 +44,10 @@ def make_course(root: Path, assignment: str, config: str | None, students: int) 
 
 
 def nbgrader(root: Path, *args: str) -> float:
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader runs `alembic` from there to create the gradebook
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     start = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "nbgrader"), *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run([os.path.join(bin_dir, "nbgrader"), *args], cwd=root, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
