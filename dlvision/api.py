@@ -1,31 +1,41 @@
-"""The course operations behind the CLI: build, autograde, feedback and grades, each a small call into nbgrader."""
+"""The course operations behind the CLI: build, autograde, feedback and grades, each a small call into nbgrader.
+
+Autograding reads each submission as regular files only (never through a link), grades it in a scratch course
+(:mod:`dlvision.worker`), then records the result: the autograded notebooks go to ``autograded/`` and the scores
+to the gradebook in one transaction (:mod:`dlvision.gradebook`). A submission that cannot be graded is reported
+and changes nothing; the batch goes on.
+"""
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import sqlite3
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from nbconvert import HTMLExporter
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.apps import NbGraderAPI
+from nbgrader.api import MissingEntry
 from nbgrader.converters import GenerateSolution
-from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log, temp_attrs
 from sqlalchemy.exc import SAWarning
 
-from dlvision.course import Course, CourseError, read_notebook
+from dlvision import gradebook
+from dlvision.course import Course, CourseError, nbgrader_api, nbgrader_error, parse_notebook, read_notebook
+from dlvision.grading import files
 from dlvision.lint import lint_assignment
+from dlvision.worker import GradingJob, GradingResult, grade
 
 # nbgrader logs through the "traitlets" logger; its messages are captured per operation and shown on failure.
 logging.getLogger("traitlets").addHandler(logging.NullHandler())
 logging.getLogger("traitlets").setLevel(logging.INFO)
 # nbgrader's own gradebook code triggers SQLAlchemy session warnings that say nothing to a TA.
 warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
+
+#: Bounds on one submission: files, bytes in all, bytes of one notebook.
+MAX_SUBMISSION_FILES, MAX_SUBMISSION_BYTES, MAX_NOTEBOOK_BYTES = 200, 64 << 20, 32 << 20
+
+#: Student ids that are safe as folder names everywhere (nbgrader's exchange uses the same names).
+_STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,6 @@ class Outcome:
     score: float | None = None
     max_score: float | None = None
     message: str = ""
-
-
-def nbgrader_api(course: Course) -> NbGraderAPI:
-    config = course.config()
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
 def build(course: Course, assignments: list[str]) -> None:
@@ -62,56 +67,107 @@ def build(course: Course, assignments: list[str]) -> None:
 
 
 def submissions(course: Course, assignment: str) -> list[str]:
-    """The students who submitted ``assignment`` (folders under submitted/<student>/<assignment>)."""
-    return sorted(p.parent.name for p in (course.root / "submitted").glob(f"*/{assignment}") if p.is_dir())
+    """The students who submitted ``assignment``: real folders (not links) ``submitted/<student>/<assignment>``."""
+    submitted = course.root / "submitted"
+    if not files.is_real_folder(course.root, "submitted"):
+        return []
+    return sorted(p.name for p in submitted.iterdir()
+                  if files.is_real_folder(course.root, f"submitted/{p.name}/{assignment}"))
 
 
 def autograde(course: Course, assignment: str, students: list[str] | None = None,
               progress: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Autograde each student's submission; a broken one is reported and the batch goes on.
-
-    A submission that fails leaves the gradebook as it was before it (restored from a snapshot).
-    """
-    course.require_gradebook(assignment)
-    with Gradebook(_db_url(course)) as gb:
-        try:
-            gb.find_assignment(assignment)
-        except MissingEntry:
-            raise CourseError(f"{assignment} is not in the gradebook yet: run `dlvision build {assignment}`.") from None
+    """Autograde each student's submission; a broken one is reported, changes nothing, and the batch goes on."""
+    template = _assignment_template(course, assignment)
     students = students or submissions(course, assignment)
     if not students:
         raise CourseError(f"nobody has submitted {assignment}: submissions go in "
                           f"{course.root / 'submitted' / '<student>' / assignment}/.")
-    api = nbgrader_api(course)
+    shared = _shared_parts(course, assignment, template)
     outcomes = []
     for student in students:
-        outcome = _autograde_one(course, api, assignment, student)
+        job = prepare_job(course, assignment, student, shared)
+        outcome = job if isinstance(job, Outcome) else record(course, assignment, grade(job))
         progress(outcome)
         outcomes.append(outcome)
     return outcomes
 
 
-def _autograde_one(course: Course, api: NbGraderAPI, assignment: str, student: str) -> Outcome:
-    folder = course.root / "submitted" / student / assignment
+def _assignment_template(course: Course, assignment: str) -> bytes:
+    if not gradebook.exists(course):
+        raise CourseError(f"there is no gradebook at {gradebook.db_url(course)}: run `dlvision build {assignment}` "
+                          "first.")
+    return gradebook.assignment_template(course, assignment)
+
+
+def _shared_parts(course: Course, assignment: str, template: bytes) -> dict:
+    """What every job of the batch carries: the configuration, the gradebook template, graders, supporting files."""
+    source = {name: data for name, data in files.read_folder(course.root, f"source/{assignment}", max_files=500,
+                                                             max_bytes=256 << 20).items()
+              if not name.endswith(".ipynb")}
+    return {"assignment": assignment, "config": (course.root / "nbgrader_config.py").read_text(encoding="utf-8"),
+            "overrides": tuple(course.overrides), "gradebook": template, "source_files": source,
+            "graders": files.read_folder(course.root, f"graders/{assignment}", max_files=500, max_bytes=64 << 20)}
+
+
+def prepare_job(course: Course, assignment: str, student: str, shared: dict) -> GradingJob | Outcome:
+    """The job that grades ``student``'s submission, or an Outcome saying why it cannot be graded."""
+    if not _STUDENT_ID.fullmatch(student):
+        return Outcome(student, False, message=f"'{student}' is not a usable student id (letters, digits and "
+                                                "_.@+- only).")
+    folder = f"submitted/{student}/{assignment}"
     try:
-        if not folder.is_dir():
-            raise CourseError(f"{folder} does not exist: collect the submission first.")
-        for notebook in course.source_notebooks(assignment):
-            read_notebook(folder / notebook.name)
+        submitted = files.read_folder(course.root, folder, max_files=MAX_SUBMISSION_FILES,
+                                      max_bytes=MAX_SUBMISSION_BYTES)
+    except FileNotFoundError:
+        return Outcome(student, False, message=f"{course.root / folder} does not exist: collect the submission first.")
+    except OSError as error:
+        why = error.strerror or str(error)
+        return Outcome(student, False, message=f"{course.root / folder} cannot be read safely ({why}). Ask the "
+                                               "student to submit again.")
+    for notebook in course.source_notebooks(assignment):
+        where = f"{course.root / folder / notebook.name}"
+        data = submitted.get(notebook.name)
+        if data is None:
+            return Outcome(student, False, message=f"{where} is missing (or is not a regular file). Ask the "
+                                                   "student to submit again.")
+        if len(data) > MAX_NOTEBOOK_BYTES:
+            return Outcome(student, False, message=f"{where} holds {len(data):,} bytes, more than a notebook may "
+                                                   f"({MAX_NOTEBOOK_BYTES:,}). Ask the student to clear its outputs.")
+        try:
+            parse_notebook(data, where)
+        except CourseError as error:
+            return Outcome(student, False, message=f"{error} Ask the student to submit again.")
+    return GradingJob(student=student, submission=submitted, **shared)
+
+
+def record(course: Course, assignment: str, result: GradingResult) -> Outcome:
+    """Save a grading result: its notebooks in autograded/ and its scores in the gradebook, together or not at all."""
+    if not result.ok:
+        return Outcome(result.student, False, message=result.message)
+    try:
+        notebooks = {name: parse_notebook(text.encode("utf-8"), name) for name, text in result.notebooks.items()}
     except CourseError as error:
-        return Outcome(student, False, message=f"{error} Ask the student to submit again.")
-    with _gradebook_guard(course.gradebook) as keep:
-        result = api.autograde(assignment, student, force=True, create=True)
-        if not result["success"]:
-            return Outcome(student, False, message=_last_error(result))
-        keep()
-    score, max_score = submission_score(course, assignment, student)
-    return Outcome(student, True, score, max_score)
+        return Outcome(result.student, False, message=f"the autograded notebook could not be read back: {error}")
+    contents = {f"{name}.ipynb": text.encode("utf-8") for name, text in result.notebooks.items()}
+    if result.timestamp:
+        contents["timestamp.txt"] = result.timestamp.encode()
+    staged = files.stage_folder(course.root, f"autograded/{result.student}/{assignment}", contents)
+    try:
+        gradebook.save(course, assignment, result.student, notebooks, result.timestamp)
+    except Exception as error:  # noqa: BLE001 - the gradebook is left as it was; the batch goes on
+        staged.discard()
+        return Outcome(result.student, False, message=f"the gradebook could not be updated ({type(error).__name__}: "
+                                                      f"{str(error).splitlines()[0][:200] if str(error) else ''}).")
+    staged.commit()
+    score, max_score = gradebook.submission_score(course, assignment, result.student)
+    return Outcome(result.student, True, score, max_score)
 
 
 def feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Outcome]:
     """Generate the feedback HTML for each autograded submission (feedback/<student>/<assignment>/)."""
-    graded = sorted(p.parent.name for p in (course.root / "autograded").glob(f"*/{assignment}") if p.is_dir())
+    graded = sorted(p.parent.name for p in (course.root / "autograded").glob(f"*/{assignment}")
+                    if files.is_real_folder(course.root, f"autograded/{p.parent.name}/{assignment}"))
     students = students or graded
     if not students:
         raise CourseError(f"no autograded submissions of {assignment}: run `dlvision autograde {assignment}` first.")
@@ -122,35 +178,29 @@ def feedback(course: Course, assignment: str, students: list[str] | None = None)
             outcomes.append(Outcome(student, False, message=f"{student} has no autograded {assignment}."))
             continue
         result = api.generate_feedback(assignment, student, force=True)
-        outcomes.append(Outcome(student, result["success"], message="" if result["success"] else _last_error(result)))
+        outcomes.append(Outcome(student, result["success"], message="" if result["success"] else nbgrader_error(result)))
     return outcomes
 
 
 def submission_score(course: Course, assignment: str, student: str) -> tuple[float, float]:
-    with Gradebook(_db_url(course)) as gb:
-        submission = gb.find_submission(assignment, student)
-        return submission.score, submission.max_score
+    return gradebook.submission_score(course, assignment, student)
 
 
 def cell_scores(course: Course, assignment: str, student: str) -> dict[str, tuple[float | None, float]]:
     """``grade_id -> (auto_score, max_score)`` for every grade cell of the student's submission."""
-    with Gradebook(_db_url(course)) as gb:
-        submission = gb.find_submission(assignment, student)
-        return {grade.name: (grade.auto_score, grade.max_score)
-                for notebook in submission.notebooks for grade in notebook.grades}
+    return gradebook.cell_scores(course, assignment, student)
 
 
 def grades(course: Course) -> list[dict]:
     """One row per student and assignment: ``student, assignment, score, max_score`` (score None if missing)."""
-    if not course.gradebook.is_file():
-        raise CourseError(f"there is no gradebook at {course.gradebook}: run `dlvision build` first.")
+    if not gradebook.exists(course):
+        raise CourseError(f"there is no gradebook at {gradebook.db_url(course)}: run `dlvision build` first.")
     rows = []
-    with Gradebook(_db_url(course)) as gb:
+    with gradebook.open_gradebook(course) as gb:
         for assignment in gb.assignments:
             for student in gb.students:
                 try:
-                    submission = gb.find_submission(assignment.name, student.id)
-                    score = submission.score
+                    score = gb.find_submission(assignment.name, student.id).score
                 except MissingEntry:
                     score = None
                 rows.append({"student": student.id, "assignment": assignment.name, "score": score,
@@ -158,34 +208,6 @@ def grades(course: Course) -> list[dict]:
     return rows
 
 
-def _db_url(course: Course) -> str:
-    return f"sqlite:///{course.gradebook}"
-
-
-@contextlib.contextmanager
-def _gradebook_guard(path: Path) -> Iterator[Callable[[], None]]:
-    """Snapshot the gradebook; restore it on leaving unless ``keep()`` was called."""
-    kept = []
-    snapshot = sqlite3.connect(":memory:")
-    with contextlib.closing(sqlite3.connect(path)) as live:
-        live.backup(snapshot)
-    try:
-        yield lambda: kept.append(True)
-    finally:
-        if not kept:
-            with contextlib.closing(sqlite3.connect(path)) as live:
-                snapshot.backup(live)
-        snapshot.close()
-
-
 def _check(result: dict, doing: str) -> None:
     if not result["success"]:
-        raise CourseError(f"{doing} failed: {_last_error(result)}")
-
-
-def _last_error(result: dict) -> str:
-    """The root cause of an nbgrader failure: the first exception line in its log or traceback."""
-    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
-    causes = [line.strip() for line in text.splitlines()
-              if re.match(r"\s*[\w.]+(Error|Exception|Exit): ", line) and "see the the above traceback" not in line]
-    return causes[0] if causes else "nbgrader failed without saying why (run nbgrader directly to see its log)."
+        raise CourseError(f"{doing} failed: {nbgrader_error(result)}")

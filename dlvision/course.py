@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 from traitlets.config.loader import KVArgParseConfigLoader, PyFileConfigLoader
 
@@ -37,10 +39,6 @@ class Course:
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
-    @property
-    def gradebook(self) -> Path:
-        return self.root / "gradebook.db"
-
     def assignments(self) -> list[str]:
         """The assignments, one folder each under source/."""
         source = self.root / "source"
@@ -59,10 +57,6 @@ class Course:
     def source_notebooks(self, assignment: str) -> list[Path]:
         return sorted((self.root / "source" / assignment).glob("*.ipynb"))
 
-    def require_gradebook(self, assignment: str) -> None:
-        if not self.gradebook.is_file():
-            raise CourseError(f"there is no gradebook at {self.gradebook}: run `dlvision build {assignment}` first.")
-
     def config(self) -> Config:
         """nbgrader_config.py, then the overrides, with the course root set."""
         config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
@@ -76,16 +70,37 @@ class Course:
         return config
 
 
+def nbgrader_api(course: Course) -> NbGraderAPI:
+    """nbgrader's API for the course, with its configuration and this run's settings."""
+    config = course.config()
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def nbgrader_error(result: dict) -> str:
+    """The root cause of an nbgrader failure: the first exception line in its log or traceback."""
+    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
+    causes = [line.strip() for line in text.splitlines()
+              if re.match(r"\s*[\w.]+(Error|Exception|Exit): ", line) and "see the the above traceback" not in line]
+    return causes[0] if causes else "nbgrader failed without saying why (run nbgrader directly to see its log)."
+
+
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path`` (nbformat 4), or a CourseError that says what is wrong with it."""
     try:
-        text = path.read_text(encoding="utf-8")
-        json.loads(text)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CourseError(f"{path} is missing.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CourseError(f"{path} is not a valid notebook (not JSON: {error}).") from None
+    return parse_notebook(data, str(path))
+
+
+def parse_notebook(data: bytes, where: str) -> nbformat.NotebookNode:
+    """The notebook in ``data`` (nbformat 4), or a CourseError that names ``where`` and what is wrong."""
+    try:
+        text = data.decode("utf-8")
+        json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise CourseError(f"{where} is not a valid notebook (not JSON: {error}).") from None
     try:
         return nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises several types for JSON that is not a notebook
-        raise CourseError(f"{path} is JSON but not a notebook ({str(error).splitlines()[0]}).") from None
+        raise CourseError(f"{where} is JSON but not a notebook ({str(error).splitlines()[0]}).") from None

@@ -9,6 +9,7 @@ import nbformat
 from dlvision.course import Course, CourseError, read_notebook
 from dlvision.grading.cells import declared_graders, is_hidden_grade_cell
 from dlvision.grading.runner import GraderError, collect_tests
+from dlvision.grading.submission import contract_names, extract
 from dlvision.mutants import MutantError, read_mutants
 
 
@@ -40,6 +41,7 @@ def lint_assignment(course: Course, assignment: str) -> list[str]:
                 cells_by_id[grade_id] = cell
             if is_hidden_grade_cell(cell):
                 problems += _lint_hidden_cell(course, assignment, f"{where}: hidden cell '{grade_id}'", cell, claimed)
+        problems += [f"{where}: {why}" for why in _ungradable_solutions(nb)]
     graders = course.root / "graders" / assignment
     for path in sorted(graders.glob("test_*.py")):
         if path.resolve() not in claimed:
@@ -57,6 +59,14 @@ def lint_assignment(course: Course, assignment: str) -> list[str]:
             if cell_id not in cells_by_id or not is_hidden_grade_cell(cells_by_id[cell_id]):
                 problems.append(f"mutant {mutant.name}: 'caught-by: {cell_id}' is not a hidden grade cell's grade_id.")
     return problems
+
+
+def _ungradable_solutions(nb) -> list[str]:
+    """Why a solution's own code would not be graded (it uses what graded code may not), if it would not."""
+    contract = {c.metadata.nbgrader.grade_id: contract_names(c.source) for c in nb.cells
+                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    graded = extract(nb.cells, contract, skip={i for i, c in enumerate(nb.cells) if is_hidden_grade_cell(c)})
+    return sorted(set(graded.excluded.values()))
 
 
 def _lint_hidden_cell(course: Course, assignment: str, where: str, cell, claimed: dict[Path, str]) -> list[str]:

@@ -1,5 +1,6 @@
-"""Selftest: prove each assignment's graders. The solution scores full marks, the released stub scores zero on
-every hidden cell, and every mutant loses points in the cells it targets.
+"""Selftest: prove each assignment's graders. The solution scores full marks, the released stub and the hollow
+submissions (the stub returning zeros or its input; see :mod:`dlvision.hollow`) score zero on every hidden cell,
+and every mutant loses points in the cells it targets.
 
 Each variant is graded by real nbgrader, in the sandbox, in its own copy of a freshly built course, so
 variants run in parallel without sharing a gradebook.
@@ -20,11 +21,12 @@ import nbformat
 from dlvision import api
 from dlvision.course import Course, read_notebook
 from dlvision.grading.cells import is_hidden_grade_cell
+from dlvision.hollow import KINDS, hollow
 from dlvision.mutants import Mutant, MutantError, read_mutants
 
 #: Budgets from ../shared/ASSIGNMENTS.md, in seconds, reported (not enforced) per variant: a full grading is the
 #: notebook under autograde (30 s) plus all graders of the assignment (60 s); a mutant runs only its targets' graders.
-BUDGETS = {"solution": 90, "stub": 90, "mutant": 45}
+BUDGETS = {"solution": 90, "stub": 90, "hollow": 90, "mutant": 45}
 
 
 @dataclass
@@ -87,6 +89,9 @@ def _variants(course: Course, assignment: str, built: Path) -> list[Variant]:
                         description="the solution scores full marks"),
                 Variant(assignment, f"{assignment}--stub", "stub", stubs,
                         description="the released stub scores 0 on every hidden cell")]
+    variants += [Variant(assignment, f"{assignment}--hollow-{kind}", "hollow",
+                         {name: hollow(nb, kind) for name, nb in stubs.items()},
+                         description=f"the stub returning {kind} scores 0 on every hidden cell") for kind in KINDS]
     for mutant in read_mutants(course.root / "graders" / assignment / "mutants"):
         variants.append(Variant(assignment, f"{assignment}--{mutant.name}", "mutant", _mutated(sources, mutant),
                                 mutant.caught_by, f"{mutant.description} (caught by {', '.join(mutant.caught_by)})"))
@@ -135,7 +140,7 @@ def _judge(variant: Variant, seconds: float, scores: dict | None, reports: dict[
         short = {cell: s for cell, s in scores.items() if s[0] is not None and s[0] < s[1]}
         verdict = "full marks" if not short else "lost points in " + ", ".join(
             f"{cell} ({s[0]:g}/{s[1]:g})" for cell, s in short.items())
-    elif variant.kind == "stub":
+    elif variant.kind in ("stub", "hollow"):
         short = {cell: scores[cell] for cell in hidden if scores.get(cell, (0, 0))[0]}
         verdict = "0 on every hidden cell" if not short else "scored in " + ", ".join(
             f"{cell} ({s[0]:g}/{s[1]:g})" for cell, s in short.items())

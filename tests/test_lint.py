@@ -46,7 +46,7 @@ def test_a_declared_grader_that_does_not_exist_is_reported(toy_course):
 
 def test_points_that_do_not_add_up_are_reported(toy_course):
     edit_notebook(toy_course, lambda nb: nb.cells[3].metadata.nbgrader.update(points=5))
-    assert any("worth 5 points but its tests carry 4" in p for p in lint(toy_course))
+    assert any("worth 5 points but its tests carry 6" in p for p in lint(toy_course))
 
 
 def test_a_test_without_points_is_reported(toy_course):
@@ -74,3 +74,10 @@ def test_a_cell_graded_only_on_gpu_is_refused(toy_course):
 def test_a_mutant_must_name_a_solution_cell_and_the_hidden_cells_that_catch_it(toy_course, header, says):
     (toy_course / "graders" / "toy" / "mutants" / "odd.py").write_text(header + "def square(x):\n    return x\n")
     assert any(says in p for p in lint(toy_course))
+
+
+def test_a_solution_that_graded_code_may_not_use_is_refused(toy_course):
+    edit_notebook(toy_course, lambda nb: setattr(nb.cells[2], "source",
+                                                 "def square(x):\n    ### BEGIN SOLUTION\n    return eval('x * x')\n"
+                                                 "    ### END SOLUTION"))
+    assert any("square was not graded" in p and "eval" in p for p in lint(toy_course))

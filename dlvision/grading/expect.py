@@ -1,33 +1,44 @@
 """Assertions for graders beyond value comparison (which lives in :mod:`dlvision.checks`)."""
 from __future__ import annotations
 
-import ast
+import inspect
+from typing import Iterable
 
+from dlvision.grading.analysis import resolve
 from dlvision.grading.student import Student
 
 
-def expect_implemented_without(student: Student, name: str, forbidden: list[str]) -> None:
-    """Fail if the submitted source of ``name`` uses one of the dotted names in ``forbidden``.
+def expect_implemented_without(student: Student, name: str, forbidden: Iterable[str], *,
+                               attributes: Iterable[str] = (), calling: tuple | None = None) -> None:
+    """Fail if ``name`` reaches one of the ``forbidden`` library objects, through anything its code uses.
 
-    An entry matches a dotted name that equals it or starts with it (``"torch.nn"`` matches
-    ``torch.nn.functional.relu``; ``"F."`` matches ``F.relu``). The check is static, on the trusted side.
+    ``forbidden``: dotted names (``"torch.softmax"``, ``"torch.nn.functional"``: everything under it). The check
+    follows ``name``'s helpers, classes, module-level aliases and imports, transitively, on the trusted side.
+    ``attributes``: attribute names forbidden on any object (``"softmax"`` catches ``x.softmax()``).
+    ``calling``: ``(args, kwargs)`` to call ``name`` with while the grading kernel records the torch functions
+    that run; a forbidden one running fails the test even if the source hid it (the record comes from the
+    kernel, so it can only ever fail a test).
     """
-    tree = ast.parse(student.source_of(name))
-    used = {_dotted(node) for node in ast.walk(tree) if isinstance(node, (ast.Attribute, ast.Name))}
-    used |= {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-             for alias in node.names}
-    used |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    hits = sorted({f for f in forbidden for u in used if u and (u == f.rstrip(".") or u.startswith(f.rstrip(".") + "."))})
-    assert not hits, (f"{name} uses {', '.join(hits)}, which this exercise asks you to implement yourself "
-                      "with tensor operations.")
+    forbidden, attributes = [f.rstrip(".") for f in forbidden], set(attributes)
+    if student.not_graded(name):
+        raise AssertionError(student.not_graded(name))
+    reach = student.reach(name)
+    hits = sorted({p for p in reach.paths if _matches(p, forbidden)} | (reach.attributes & attributes))
+    if calling is not None:
+        _, ran = student.calls(name, *calling[0], **calling[1])
+        hits += sorted({c for c in ran if _matches(c, forbidden) or c.rsplit(".", 1)[-1] in attributes} - set(hits))
+    assert not hits, (f"{name} uses {', '.join(hits[:4])} (directly or through the code it calls), which this "
+                      "exercise asks you to implement yourself with tensor operations.")
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return ""
+def _matches(path: str, forbidden: list[str]) -> bool:
+    """``path`` is a forbidden object, lies under a forbidden module, or is the same object under another name."""
+    for f in forbidden:
+        if path == f or path.startswith(f + "."):
+            return True
+        obj, target = resolve(path), resolve(f)
+        if obj is not None and target is not None and not inspect.ismodule(target) and obj is target:
+            return True
+        if f.startswith(path + ".") and inspect.ismodule(obj) and "." in path:
+            return True  # a module holding forbidden things, used as a value
+    return False

@@ -1,75 +1,224 @@
-"""The part of the harness that runs inside the student's kernel.
+"""The part of the harness that runs inside the grading kernel (a sandboxed kernel of its own per submission).
 
-It is untrusted by construction: the student can change anything here, and that changes only the data
-that comes back, which the trusted side decodes safely and checks against its own references.
+It builds the student's graded code (see :mod:`~dlvision.grading.submission`) as a module, then carries out the
+trusted side's requests one at a time: call a contract name, run a grader scenario, read a value, time calls.
+It is untrusted by construction: the trusted side decodes each reply safely and judges it against its own
+references, so nothing here can make a test pass. The graded code cannot name this module (the analysis refuses
+it), and scenarios run in a namespace of their own that holds pristine builtins and the contract names only.
 """
 from __future__ import annotations
 
+import builtins
+import json
+import sys
 import traceback
+import types
+
+import torch
+from torch.overrides import TorchFunctionMode, resolve_name
 
 from dlvision.grading import wire
+
+#: Builtins as they were before any student code ran; scenarios get these.
+_PRISTINE_BUILTINS = dict(builtins.__dict__)
+_THREADS = torch.get_num_threads()
+_STATE: dict = {"module": None, "contract": ()}
 
 SCENARIO_FILENAME = "<dlvision grader scenario>"
 
 
-def serve(request: str, namespace: dict) -> None:
-    """Carry out one request from the trusted side and publish the reply as a display bundle.
+def load(payload: str) -> None:
+    """Build the graded code's module from ``payload`` (JSON from the trusted side) and reply with what failed.
 
-    A request is ``{"kind": "call" | "scenario" | "value" | "timed", "name": str, "source": str | None,
-    "args": tuple, "kwargs": dict, "number": int}``; the reply is ``{"ok": True, "payload": ...}`` or
-    ``{"ok": False, "error": "..."}``.
+    The module runs with the builtins the trusted side names (nothing that runs code from strings or opens
+    files) and an ``__import__`` that imports allowed modules only, giving proxies for the limited ones.
     """
+    spec = json.loads(payload)
+    module = types.ModuleType("submission")
+    module.__dict__["__builtins__"] = {**{n: getattr(builtins, n) for n in spec["builtins"] if hasattr(builtins, n)},
+                                       "__import__": _guarded_import}
+    sys.modules["submission"] = module
+    failures = []
+    for unit in spec["units"]:
+        try:
+            code = compile(unit["source"], unit["filename"], "exec", flags=spec["future_flags"], dont_inherit=True)
+            exec(code, module.__dict__)
+        except BaseException as error:  # noqa: BLE001 - a definition that raises is reported, the rest still load
+            failures.append(describe(error))
+    _STATE.update(module=module, contract=tuple(spec["contract"]))
+    _publish(spec["nonce"], {"ok": True, "payload": wire.encode(failures)})
+
+
+class _Namespace(types.SimpleNamespace):
+    """A proxy module: only the parts of a limited module that graded code may use."""
+
+
+class _Stream:
+    """Writing to the kernel's stdout or stderr, and nothing else of the stream object."""
+
+    def __init__(self, stream):
+        self._write, self._flush = stream.write, stream.flush
+
+    def write(self, text):
+        return self._write(text)
+
+    def flush(self):
+        return self._flush()
+
+
+def _proxies() -> dict:
+    import os
+
+    path = _Namespace(**{name: getattr(os.path, name) for name in (
+        "join", "exists", "isfile", "isdir", "basename", "dirname", "splitext", "split", "abspath", "normpath")})
+    return {"sys": _Namespace(stdout=_Stream(sys.stdout), stderr=_Stream(sys.stderr), float_info=sys.float_info,
+                              maxsize=sys.maxsize, version_info=sys.version_info, byteorder=sys.byteorder,
+                              getrecursionlimit=sys.getrecursionlimit),
+            "os": _Namespace(sep=os.sep, getcwd=os.getcwd, listdir=os.listdir, makedirs=os.makedirs, path=path),
+            "os.path": path}
+
+
+def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """The graded code's ``__import__``: sys and os as proxies, the modules of RUNTIME_DENIED never."""
+    from dlvision.grading.analysis import import_allowed
+
+    proxies = _proxies()
+    if not level and name in proxies:
+        return proxies[name] if fromlist or "." not in name else proxies[name.split(".")[0]]
+    if level or not import_allowed(name):
+        raise ImportError(f"graded code may not import {name}")
+    return __import__(name, globals, locals, fromlist, level)
+
+
+def serve(request: str) -> None:
+    """Carry out one request and publish the reply, tagged with the request's nonce."""
+    decoded = wire.decode(request, 1 << 30, max_elements=1 << 40)
+    try:
+        _reset_torch()
+        result = _plain(_carry_out(decoded))
+    except BaseException as error:  # noqa: BLE001 - every failure of student code is reported, not raised
+        _publish(decoded["nonce"], {"ok": False, "error": describe(error)})
+        return
+    try:
+        reply = {"ok": True, "payload": wire.encode(result)}
+    except Exception:  # noqa: BLE001 - torch.save refuses what is not plain data
+        reply = {"ok": False, "unreadable": f"{type(result).__module__}.{type(result).__qualname__}"}
+    _publish(decoded["nonce"], reply)
+
+
+def _publish(nonce: str, reply: dict) -> None:
     from IPython.display import publish_display_data
 
-    try:
-        result = _plain(_carry_out(wire.decode(request, 1 << 30), namespace))
-    except BaseException as error:  # noqa: BLE001 - every failure of student code is reported, not raised
-        reply = {"ok": False, "error": _describe(error)}
-    else:
-        try:
-            reply = {"ok": True, "payload": wire.encode(result)}
-        except Exception:  # noqa: BLE001 - torch.save refuses what is not plain data
-            reply = {"ok": False, "error": f"the result is a {type(result).__name__}, which could not be read back: "
-                                           "return tensors, numbers, strings, or lists, tuples and dicts of them."}
-    publish_display_data({wire.REPLY_MIME: reply})
+    publish_display_data({wire.REPLY_MIME: {**reply, "nonce": nonce}})
 
 
-def _carry_out(request: dict, namespace: dict):
+def _reset_torch() -> None:
+    """Undo global torch settings a previous call may have changed."""
+    torch.set_grad_enabled(True)
+    torch.set_default_dtype(torch.float32)
+    torch.set_num_threads(_THREADS)
+
+
+def _contract() -> dict:
+    """The contract names' objects; never a builtin's name, which a scenario must find pristine."""
+    module = _STATE["module"]
+    return {name: module.__dict__[name] for name in _STATE["contract"]
+            if name in module.__dict__ and name not in _PRISTINE_BUILTINS}
+
+
+def _carry_out(request: dict):
     kind, name = request["kind"], request["name"]
+    if kind == "prepare":
+        return _prepare(request)
+    contract = _contract()
     if kind == "scenario":
-        scope = dict(namespace)
-        exec(compile(request["source"], SCENARIO_FILENAME, "exec"), scope)
+        scope = {"__builtins__": dict(_PRISTINE_BUILTINS), "__name__": "scenario", **contract}
+        exec(compile(request["source"], SCENARIO_FILENAME, "exec", dont_inherit=True), scope)
         target = scope[name]
-    elif name not in namespace:
-        raise NameError(f"name '{name}' is not defined: run the cell that defines it, and check its spelling")
+    elif name not in contract:
+        raise NameError(f"name '{name}' is not defined")
     else:
-        target = namespace[name]
+        target = contract[name]
     if kind == "value":
         return target
-    if kind == "timed":  # the trusted side holds the clock; only the calls happen here
-        for _ in range(request["number"]):
-            target(*request["args"], **request["kwargs"])
-        return None
+    if kind == "timed":
+        return _timed(target, request)
+    if request.get("record_calls"):
+        with _CallRecorder() as recorder:
+            result = target(*request["args"], **request["kwargs"])
+        return {"result": result, "torch_calls": sorted(recorder.called)}
     return target(*request["args"], **request["kwargs"])
+
+
+def _prepare(request: dict) -> int:
+    """Make ``number`` inputs with the grader's ``make_inputs`` from fresh seeds and keep them for one timed
+    request; only the calls are timed, not the making of their inputs."""
+    scope = {"__builtins__": dict(_PRISTINE_BUILTINS), "__name__": "scenario"}
+    exec(compile(request["source"], SCENARIO_FILENAME, "exec", dont_inherit=True), scope)
+    make_inputs = scope[request["make_inputs"]]
+    _STATE["inputs"] = [make_inputs(torch.Generator().manual_seed(request["seed"] + i))
+                        for i in range(request["number"])]
+    return len(_STATE["inputs"])
+
+
+def _timed(target, request: dict) -> list:
+    """Call ``target`` once on each prepared input (none repeats) and return a sample of each output.
+
+    The trusted side times this request on its own clock and checks every sample against its reference, so
+    results are used, not thrown away, and no earlier input can be looked up.
+    """
+    inputs, _STATE["inputs"] = _STATE.pop("inputs", []), []
+    return [sample_outputs(target(*args, **kwargs), request["positions"]) for args, kwargs in inputs]
+
+
+def sample_outputs(out, positions: int):
+    """A few entries of each output tensor, at positions spread over it (the trusted side applies the same rule)."""
+    if isinstance(out, torch.Tensor):
+        flat = out.detach().reshape(-1)
+        if flat.numel() == 0:
+            return flat
+        index = torch.linspace(0, flat.numel() - 1, min(positions, flat.numel())).round().long()
+        return flat[index.to(flat.device)].cpu()
+    if isinstance(out, (list, tuple)):
+        return [sample_outputs(o, positions) for o in out]
+    return out
+
+
+class _CallRecorder(TorchFunctionMode):
+    """Records the public torch functions called while it is active (off-limits checks at run time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.called: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        try:
+            self.called.add(resolve_name(func) or getattr(func, "__name__", repr(func)))
+        except Exception:  # noqa: BLE001 - naming a function must never break the student's call
+            pass
+        return func(*args, **(kwargs or {}))
 
 
 def _plain(value):
     """Detach tensors so that only their data crosses; other values are left to the safe encoder."""
-    import torch
-
     if isinstance(value, torch.Tensor):
         return value.detach()
+    if type(value) in (list, tuple):
+        return type(value)(_plain(v) for v in value)
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else [_plain(v) for v in value]
+        return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
 
 
-def _describe(error: BaseException) -> str:
-    """The error and the student's own frames, without the harness's or the grader scenario's lines."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if frame.filename not in (__file__, SCENARIO_FILENAME)]
-    where = "".join(traceback.format_list(frames))
-    message = "".join(traceback.format_exception_only(type(error), error)).strip()
-    return f"{where}{message}" if where else message
+def describe(error: BaseException) -> dict:
+    """The error as plain data: its class, the first line of its message, and the student's own frames."""
+    frames = [(frame.filename, frame.lineno) for frame in traceback.extract_tb(error.__traceback__)
+              if frame.filename.startswith("<cell ")]
+    kind = type(error)
+    try:
+        message = str(error).splitlines()[0] if str(error) else ""
+    except Exception:  # noqa: BLE001 - a message that cannot be printed is not shown
+        message = ""
+    return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message[:500], "frames": frames[-3:]}

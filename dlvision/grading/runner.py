@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlvision.grading.report import title_of
+from dlvision.grading.report import Redactor, describe_error, title_of
 from dlvision.grading.scoring import TestResult
 from dlvision.grading.student import Student, StudentError
 
@@ -26,6 +26,15 @@ def points(n: float):
 gpu = pytest.mark.gpu
 
 
+def requires(*tests: str):
+    """Decorator: the test counts only if the named tests of the same file (which run before it) passed.
+
+    For checks that a hollow answer would pass on its own (speed, "leaves its input unchanged", types, parameter
+    counts, off-limits): they earn points only for an answer whose values are right.
+    """
+    return pytest.mark.requires(*tests)
+
+
 #: Grader sessions ignore the course's own pytest settings and cache.
 _PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--import-mode=importlib", "-c", os.devnull]
 
@@ -39,7 +48,7 @@ def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[Test
 
     Raises GraderError when a file does not import or a test carries no ``@points``.
     """
-    plugin = _Collector(student, cuda)
+    plugin = _Collector(student, cuda, Redactor(paths))
     args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--assert=plain",
                                                      "-W", "ignore"]
     output = io.StringIO()
@@ -62,6 +71,7 @@ class _GraderPlugin:
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "points(n): the points a grader test carries")
         config.addinivalue_line("markers", "gpu: the test needs a CUDA device")
+        config.addinivalue_line("markers", "requires(*tests): the test counts only if these tests passed")
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -72,11 +82,13 @@ class _GraderPlugin:
 class _Collector(_GraderPlugin):
     """Provides the ``student`` fixture, skips gpu tests without CUDA, and records each test's result."""
 
-    def __init__(self, student: Student, cuda: bool):
+    def __init__(self, student: Student, cuda: bool, redact: Redactor):
         super().__init__()
         self._student = student
         self._cuda = cuda
+        self._redact = redact
         self.results: list[TestResult] = []
+        self._outcomes: dict[str, tuple[str, str]] = {}  # test function name -> (outcome, title)
 
     @pytest.fixture
     def student(self) -> Student:
@@ -89,6 +101,15 @@ class _Collector(_GraderPlugin):
                 item.add_marker(pytest.mark.skip(reason="carries no @points"))
             if item.get_closest_marker("gpu") and not self._cuda:
                 item.add_marker(pytest.mark.skip(reason="no CUDA device at grading time"))
+
+    def pytest_runtest_setup(self, item):
+        marker = item.get_closest_marker("requires")
+        if marker is None:
+            return
+        unmet = [self._outcomes.get(name, ("not run", name.removeprefix("test_").replace("_", " ")))[1]
+                 for name in marker.args if self._outcomes.get(name, ("",))[0] != "passed"]
+        if unmet:
+            pytest.fail(f"This check counts only once your answer passes: {'; '.join(unmet)}.", pytrace=False)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -103,24 +124,30 @@ class _Collector(_GraderPlugin):
         title = title_of(item.name, getattr(item.obj, "__doc__", None))
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            self.results.append(TestResult(title, points, "skipped", reason.removeprefix("Skipped: ")))
+            result = TestResult(title, points, "skipped", reason.removeprefix("Skipped: "))
         elif report.passed:
-            self.results.append(TestResult(title, points, "passed"))
+            result = TestResult(title, points, "passed")
         else:
-            self.results.append(TestResult(title, points, "failed", _message(call.excinfo)))
+            result = TestResult(title, points, "failed", self._redact(_message(call.excinfo)))
+        self._outcomes[item.originalname or item.name] = (result.outcome, title)
+        self.results.append(result)
 
 
 def _message(excinfo) -> str:
-    """What a failure says to the student: the assertion's or the student's own error, never grader source."""
+    """What a failure says to the student: the grader's assertion, or the student's own error in safe words."""
     if excinfo is None:
         return ""
     error = excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        return str(error.msg)
     if isinstance(error, AssertionError):
         return str(error) or "the check failed."
     if isinstance(error, StudentError):
         return f"Your code failed: {error}"
-    return (f"The check could not use what your code returned ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:300] if str(error) else ''}).")
+    # The grader could not use what came back; its message may quote the student's values, so only its shape.
+    kind = type(error)
+    return ("The check could not use what your code returned ("
+            + describe_error({"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(error)[:500]}) + ").")
 
 
 def collect_tests(paths: list[Path]) -> list[tuple[str, float | None, bool]]:

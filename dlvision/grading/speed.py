@@ -1,57 +1,84 @@
-"""Speed as a ratio to a reference measured in the same run, on the trusted clock."""
+"""Speed as a ratio to a reference measured in the same run, on the trusted clock, on work that is checked.
+
+For each measurement the grading kernel first makes ``number`` inputs that never repeat (from fresh seeds, with
+the grader's ``make_inputs``); then one timed request calls the student's function on each of them and returns
+a sample of every output. The trusted side times that request, runs the reference on the same inputs the same
+way, and checks every sample: a result that is wrong, missing or thrown away fails the test, a cache of earlier
+inputs never hits, and no probe the student could slow down is subtracted.
+"""
 from __future__ import annotations
 
+import secrets
 import statistics
 import time
 from typing import Callable
 
 import torch
 
+from dlvision.grading.kernel_side import sample_outputs
 from dlvision.grading.student import Student
 
+#: Entries of each output compared with the reference's.
+POSITIONS = 16
 
-def speed_ratio(student: Student, name: str, reference: Callable, *args, repeats: int = 5,
-                min_seconds: float = 0.2, **kwargs) -> float:
+
+def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: Callable, *, repeats: int = 5,
+                min_seconds: float = 0.2, rtol: float = 1e-4, atol: float = 1e-5) -> float:
     """The student's seconds per call of ``name`` over the reference's: medians of interleaved repeats.
 
-    The student's time is a request that calls ``name`` ``number`` times in the kernel, less a request that
-    calls a no-op the same way (the cost of a request and its arguments). ``number`` is doubled until one
-    request of the student's calls lasts ``min_seconds``, so that the request's own cost and jitter are small
-    beside it. The reference runs in the trusted process on one thread (the kernel's share of a busy machine),
-    with the same ``number``. Neither clock is in the student's hands.
+    ``make_inputs(generator) -> (args, kwargs)`` is a top-level grader function; it runs in the grading kernel
+    (for the student's calls) and here (for the reference's), so both see the same inputs. ``number``, the calls
+    per request, is doubled until one request of the student's lasts ``min_seconds``, so that a request's own
+    cost is small beside it. The reference runs on one thread (the kernel's share of a busy machine). Raises
+    AssertionError if any sampled output differs from the reference's beyond ``rtol``/``atol``.
     """
-    student.run(_warm_up, name, *args, **kwargs)
+    seeds = iter(range(secrets.randbelow(1 << 40), 1 << 62, 1 << 16))
     number = 1
-    while student.seconds(name, *args, number=number, **kwargs) < min_seconds and number < 1 << 16:
+    while _student_seconds(student, name, make_inputs, number, next(seeds), reference, rtol, atol) < min_seconds \
+            and number < 1 << 10:
         number *= 2
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reference(*args, **kwargs)
         theirs, ours = [], []
         for _ in range(repeats):
-            call = student.seconds(name, *args, number=number, **kwargs)
-            noop = _seconds(lambda: student.run(_call_noop, number, *args, **kwargs))
-            theirs.append(max(call - noop, 1e-9) / number)
-            ours.append(_seconds(lambda: [reference(*args, **kwargs) for _ in range(number)]) / number)
+            seed = next(seeds)
+            theirs.append(_student_seconds(student, name, make_inputs, number, seed, reference, rtol, atol) / number)
+            inputs = _inputs(make_inputs, number, seed)
+            start = time.perf_counter()
+            [sample_outputs(reference(*args, **kwargs), POSITIONS) for args, kwargs in inputs]
+            ours.append((time.perf_counter() - start) / number)
     finally:
         torch.set_num_threads(threads)
     return statistics.median(theirs) / max(statistics.median(ours), 1e-9)
 
 
-def _seconds(work: Callable[[], object]) -> float:
+def _student_seconds(student: Student, name: str, make_inputs: Callable, number: int, seed: int,
+                     reference: Callable, rtol: float, atol: float) -> float:
+    student.prepare_inputs(make_inputs, number=number, seed=seed)
     start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
+    samples = student.timed(name, positions=POSITIONS)
+    seconds = time.perf_counter() - start
+    expected = [sample_outputs(reference(*args, **kwargs), POSITIONS) for args, kwargs in _inputs(make_inputs, number,
+                                                                                                   seed)]
+    if not isinstance(samples, list) or len(samples) != number:
+        raise AssertionError(f"{name} did not return a result for each of the {number} inputs of the speed check.")
+    for i, (got, want) in enumerate(zip(samples, expected)):
+        if not _same(got, want, rtol, atol):
+            raise AssertionError(f"{name} gave a wrong result on input {i + 1} of the speed check: speed counts "
+                                 "only for correct results (see the other tests of this function).")
+    return seconds
 
 
-def _warm_up(name, *args, **kwargs):
-    globals()[name](*args, **kwargs)
+def _inputs(make_inputs: Callable, number: int, seed: int) -> list:
+    return [make_inputs(torch.Generator().manual_seed(seed + i)) for i in range(number)]
 
 
-def _call_noop(number, *args, **kwargs):
-    def noop(*args, **kwargs):
-        return None
-
-    for _ in range(number):
-        noop(*args, **kwargs)
+def _same(got, want, rtol: float, atol: float) -> bool:
+    if isinstance(want, torch.Tensor):
+        return isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype and (
+            torch.allclose(got, want, rtol=rtol, atol=atol) if want.is_floating_point() else torch.equal(got, want))
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(_same(g, w, rtol, atol)
+                                                                       for g, w in zip(got, want))
+    return got == want

@@ -1,99 +1,91 @@
-"""The trusted side's handle on the student's kernel: ask it to call a name or run a scenario, get plain data."""
+"""The graders' handle on the student's graded code (the ``student`` fixture).
+
+Every call goes to the grading kernel and only plain data comes back (see :mod:`~dlvision.grading.wire`);
+static questions (what a name reaches, why a name was not graded) are answered on the trusted side from the
+submitted source.
+"""
 from __future__ import annotations
 
-import ast
 import inspect
 import textwrap
-import time
 from typing import Callable
 
-from dlvision.grading import wire
+from dlvision.grading.analysis import Facts
+from dlvision.grading.grading_kernel import GradingKernel, StudentError
+from dlvision.grading.report import describe_error
 
-
-class StudentError(Exception):
-    """The student's code raised, timed out, crashed the kernel, or sent back something that is not plain data."""
-
-
-#: Runs code in the student's kernel within a time limit and returns the cell outputs (nbformat dicts).
-Executor = Callable[[str, float], list]
+__all__ = ["Student", "StudentError"]
 
 
 class Student:
-    """Calls into the student's sandboxed kernel.
+    """Calls into the student's graded code.
 
-    ``student.softmax(x, dim=-1)`` calls the student's global ``softmax`` there and returns its result;
-    ``student.run(scenario, ...)`` sends a grader-defined function and runs it there. Only plain data
-    comes back (see :mod:`dlvision.grading.wire`).
+    ``student.softmax(x, dim=-1)`` calls the student's ``softmax`` in the grading kernel and returns its result;
+    ``student.run(scenario, ...)`` sends a grader-defined function and runs it there. Only the contract names
+    (the names the notebook's solution cells define) can be reached.
     """
 
-    def __init__(self, execute: Executor, code_cells: list[str], *, timeout: float = 30.0,
-                 max_reply_bytes: int = 256 << 20):
-        self._execute = execute
-        self._code_cells = code_cells
-        self._timeout = timeout
-        self._max_reply_bytes = max_reply_bytes
+    def __init__(self, kernel: GradingKernel):
+        self._kernel = kernel
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: self._request("call", name, args, kwargs)
+        return lambda *args, **kwargs: self._call("call", name, args, kwargs)
 
     def run(self, scenario: Callable, *args, timeout: float | None = None, **kwargs):
-        """Run the top-level grader function ``scenario`` in the student's kernel and return its result.
+        """Run the top-level grader function ``scenario`` in the grading kernel and return its result.
 
-        The scenario sees the student's global names and imports what else it needs in its body.
+        The scenario sees pristine builtins and the student's contract names (``Linear``, ``softmax``...), nothing
+        else of theirs; it imports what else it needs in its body.
         """
-        source = textwrap.dedent(inspect.getsource(scenario))
-        return self._request("scenario", scenario.__name__, args, kwargs, source=source, timeout=timeout)
+        return self._call("scenario", scenario.__name__, args, kwargs, timeout=timeout, source=source_of(scenario))
 
     def value(self, name: str):
-        """The value of the student's global variable ``name``."""
-        return self._request("value", name, (), {})
+        """The value of the contract name ``name`` (e.g. a multiple-choice ``answer``)."""
+        return self._call("value", name, (), {})
 
-    def seconds(self, name: str, *args, number: int = 1, **kwargs) -> float:
-        """Wall-clock seconds, on the trusted clock, of one request that calls ``name`` ``number`` times."""
-        start = time.perf_counter()
-        self._request("timed", name, args, kwargs, number=number)
-        return time.perf_counter() - start
+    def calls(self, name: str, *args, **kwargs) -> tuple[object, set[str]]:
+        """``(result, torch functions called)``: ``name(*args, **kwargs)`` with every public torch function it
+        calls recorded. The record comes from the kernel, so it may only ever fail a test."""
+        got = self._call("call", name, args, kwargs, record_calls=True)
+        if not isinstance(got, dict) or not isinstance(got.get("torch_calls"), list):
+            raise StudentError("the record of the torch functions your code called did not come back.")
+        return got.get("result"), {c for c in got["torch_calls"] if isinstance(c, str)}
 
-    def source_of(self, name: str) -> str:
-        """The submitted source of the last top-level function or class called ``name`` (static checks)."""
-        found = ""
-        for code in self._code_cells:
-            try:
-                tree = ast.parse(code)
-            except SyntaxError:
-                continue
-            for node in tree.body:
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
-                    found = ast.get_source_segment(code, node) or ""
-        if not found:
-            raise StudentError(f"no function or class named '{name}' was found in the notebook.")
-        return found
+    def prepare_inputs(self, make_inputs: Callable, *, number: int, seed: int) -> None:
+        """Have the grading kernel make ``number`` inputs with ``make_inputs`` (seeds ``seed``, ``seed + 1``...)
+        for the next :meth:`timed` request."""
+        self._kernel.request("prepare", "", source=source_of(make_inputs), make_inputs=make_inputs.__name__,
+                             number=number, seed=seed)
 
-    def _request(self, kind: str, name: str, args: tuple, kwargs: dict, *, source: str | None = None,
-                 number: int = 1, timeout: float | None = None):
-        request = wire.encode({"kind": kind, "name": name, "source": source, "args": tuple(args),
-                               "kwargs": dict(kwargs), "number": number})
-        code = f"__import__('dlvision.grading.kernel_side', fromlist=['serve']).serve({request!r}, globals())"
-        outputs = self._execute(code, timeout or self._timeout)
-        errors = [out for out in outputs if out.get("output_type") == "error"]
-        if any(error.get("ename") == "CellTimeoutError" for error in errors):
-            raise StudentError(f"did not finish within {timeout or self._timeout:g} s "
-                               "(an endless loop, or far too slow).")
-        replies = [out["data"][wire.REPLY_MIME] for out in outputs
-                   if out.get("output_type") == "display_data" and wire.REPLY_MIME in out.get("data", {})]
-        if not replies:
-            if errors:
-                raise StudentError(f"{errors[-1].get('ename')}: {errors[-1].get('evalue')}")
-            raise StudentError("no result came back from your kernel (did your code print too much, "
-                               "or replace the display machinery?).")
-        reply = replies[-1]
-        if not isinstance(reply, dict) or not reply.get("ok"):
-            error = reply.get("error") if isinstance(reply, dict) else None
-            raise StudentError(str(error or "your kernel sent back a malformed reply."))
+    def timed(self, name: str, *, positions: int) -> list:
+        """Samples of ``name``'s outputs on the prepared inputs, in one request (see speed)."""
+        return self._call("timed", name, (), {}, positions=positions)
+
+    def reach(self, name: str) -> Facts:
+        """What ``name``'s code reaches (library paths, attribute names, globals), through its helpers."""
+        return self._kernel.graded.reach(name)
+
+    def not_graded(self, name: str) -> str | None:
+        """Why the contract name ``name`` was left out of the graded code, or None if it was loaded."""
+        return self._kernel.graded.excluded.get(name)
+
+    @property
+    def graded(self):
+        return self._kernel.graded
+
+    def _call(self, kind: str, name: str, args: tuple, kwargs: dict, *, timeout: float | None = None, **extra):
+        if kind != "scenario" and self.not_graded(name):
+            raise StudentError(self.not_graded(name))
         try:
-            return wire.decode(reply.get("payload"), self._max_reply_bytes)
-        except wire.WireError as error:
-            raise StudentError(f"the result could not be read back: {error}. Return tensors, numbers, "
-                               "strings, or lists, tuples and dicts of them.") from None
+            return self._kernel.request(kind, name, args, kwargs, timeout=timeout, **extra)
+        except StudentError as error:
+            if error.error is None:
+                raise
+            raise StudentError(describe_error(error.error, self.graded, self._kernel.load_failures)) from None
+
+
+def source_of(function: Callable) -> str:
+    """The source of a top-level grader function, dedented, to be run in the grading kernel."""
+    return textwrap.dedent(inspect.getsource(function))
