@@ -7,8 +7,12 @@ and changes nothing; the batch goes on.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
+import signal
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -19,11 +23,11 @@ from nbgrader.converters import GenerateSolution
 from nbgrader.utils import capture_log, temp_attrs
 from sqlalchemy.exc import SAWarning
 
-from dlvision import gradebook
+from dlvision import gradebook, parallel
 from dlvision.course import Course, CourseError, nbgrader_api, nbgrader_error, parse_notebook, read_notebook
 from dlvision.grading import files
 from dlvision.lint import lint_assignment
-from dlvision.worker import GradingJob, GradingResult, grade
+from dlvision.worker import GradingJob, GradingResult
 
 # nbgrader logs through the "traitlets" logger; its messages are captured per operation and shown on failure.
 logging.getLogger("traitlets").addHandler(logging.NullHandler())
@@ -33,6 +37,9 @@ warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
 
 #: Bounds on one submission: files, bytes in all, bytes of one notebook.
 MAX_SUBMISSION_FILES, MAX_SUBMISSION_BYTES, MAX_NOTEBOOK_BYTES = 200, 64 << 20, 32 << 20
+
+#: Beside an autograded submission: the key of the content it was graded from.
+GRADED_MARKER = ".dlvision-graded.json"
 
 #: Student ids that are safe as folder names everywhere (nbgrader's exchange uses the same names).
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
@@ -76,21 +83,76 @@ def submissions(course: Course, assignment: str) -> list[str]:
 
 
 def autograde(course: Course, assignment: str, students: list[str] | None = None,
-              progress: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Autograde each student's submission; a broken one is reported, changes nothing, and the batch goes on."""
+              progress: Callable[[Outcome], None] = lambda outcome: None, *, jobs: int = 1, dask: bool = False,
+              scheduler: str | None = None, force: bool = False) -> list[Outcome]:
+    """Autograde each student's submission; a broken one is reported, changes nothing, and the batch goes on.
+
+    ``jobs`` submissions are graded at once (processes on this machine, or LocalCluster workers with ``dask``;
+    ``scheduler``: a running Dask cluster). A submission already graded from the same files with the same
+    graders and settings is skipped unless ``force``, so a batch that was stopped resumes where it stopped.
+    """
     template = _assignment_template(course, assignment)
     students = students or submissions(course, assignment)
     if not students:
         raise CourseError(f"nobody has submitted {assignment}: submissions go in "
                           f"{course.root / 'submitted' / '<student>' / assignment}/.")
     shared = _shared_parts(course, assignment, template)
-    outcomes = []
-    for student in students:
-        job = prepare_job(course, assignment, student, shared)
-        outcome = job if isinstance(job, Outcome) else record(course, assignment, grade(job))
+    outcomes, keys = [], {}
+
+    def report(outcome: Outcome) -> None:
         progress(outcome)
         outcomes.append(outcome)
+
+    def to_grade():
+        for student in students:
+            job = prepare_job(course, assignment, student, shared)
+            if isinstance(job, Outcome):
+                report(job)
+            elif not force and (done := _graded_before(course, assignment, job)) is not None:
+                report(done)
+            else:
+                keys[student] = job.key
+                yield job
+
+    with _interrupts() as interrupted:
+        for result in parallel.grade_all(to_grade(), workers=jobs, dask=dask, scheduler=scheduler):
+            if interrupted:  # nbgrader may have turned the interrupt into this result's failure: keep neither
+                raise KeyboardInterrupt
+            report(record(course, assignment, result, keys.get(result.student)))
     return outcomes
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Note every Ctrl-C (and raise KeyboardInterrupt as usual), so that a batch stops even where nbgrader caught
+    the interrupt and reported it as the failure of the submission it was grading."""
+    noted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(signum, frame):
+        noted.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _graded_before(course: Course, assignment: str, job: GradingJob) -> Outcome | None:
+    """The outcome saved for this very content (files, graders, settings), or None if it must be graded."""
+    try:
+        marker = json.loads(files.read_regular(course.root / "autograded" / job.student / assignment / GRADED_MARKER,
+                                               4096, root=course.root))
+        if marker.get("key") != job.key:
+            return None
+        score, max_score = gradebook.submission_score(course, assignment, job.student)
+    except (OSError, ValueError, MissingEntry):
+        return None
+    return Outcome(job.student, True, score, max_score, "unchanged since it was graded; skipped (--force regrades)")
 
 
 def _assignment_template(course: Course, assignment: str) -> bytes:
@@ -107,6 +169,7 @@ def _shared_parts(course: Course, assignment: str, template: bytes) -> dict:
               if not name.endswith(".ipynb")}
     return {"assignment": assignment, "config": (course.root / "nbgrader_config.py").read_text(encoding="utf-8"),
             "overrides": tuple(course.overrides), "gradebook": template, "source_files": source,
+            "definition": gradebook.assignment_digest(course, assignment),
             "graders": files.read_folder(course.root, f"graders/{assignment}", max_files=500, max_bytes=64 << 20)}
 
 
@@ -141,8 +204,9 @@ def prepare_job(course: Course, assignment: str, student: str, shared: dict) -> 
     return GradingJob(student=student, submission=submitted, **shared)
 
 
-def record(course: Course, assignment: str, result: GradingResult) -> Outcome:
-    """Save a grading result: its notebooks in autograded/ and its scores in the gradebook, together or not at all."""
+def record(course: Course, assignment: str, result: GradingResult, key: str | None = None) -> Outcome:
+    """Save a grading result: its notebooks in autograded/ and its scores in the gradebook, together or not at all.
+    ``key`` (the job's) is kept beside the notebooks, so that the same content is not graded twice."""
     if not result.ok:
         return Outcome(result.student, False, message=result.message)
     try:
@@ -152,6 +216,8 @@ def record(course: Course, assignment: str, result: GradingResult) -> Outcome:
     contents = {f"{name}.ipynb": text.encode("utf-8") for name, text in result.notebooks.items()}
     if result.timestamp:
         contents["timestamp.txt"] = result.timestamp.encode()
+    if key:
+        contents[GRADED_MARKER] = json.dumps({"key": key}).encode()
     staged = files.stage_folder(course.root, f"autograded/{result.student}/{assignment}", contents)
     try:
         gradebook.save(course, assignment, result.student, notebooks, result.timestamp)

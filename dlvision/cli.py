@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dlvision import api, demo as demo_course, selftest as selftests
+from dlvision import api, demo as demo_course, mutate as mutations, selftest as selftests
 from dlvision.course import Course, CourseError
+from dlvision.parallel import ParallelGrading
 
 console = Console()
 SETTINGS = dict(ignore_unknown_options=True)
@@ -65,15 +66,36 @@ def build(ctx, args):
 @main.command(context_settings=SETTINGS)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="ASSIGNMENT [--Class.trait=value]...")
 @click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Submissions graded at once (default: one per core; "
+              "ParallelGrading.jobs).")
+@click.option("--dask", is_flag=True, help="Grade on a Dask LocalCluster of --jobs workers.")
+@click.option("--scheduler", help="Grade on the running Dask cluster at this address (ParallelGrading.scheduler).")
+@click.option("--force", is_flag=True, help="Grade again submissions already graded from the same files and graders.")
 @click.pass_context
-def autograde(ctx, args, students):
+def autograde(ctx, args, students, jobs, dask, scheduler, force):
     """Autograde the submissions of ASSIGNMENT; a broken submission is reported and the batch goes on."""
     course, names = _course(ctx, args)
     [assignment] = course.check_assignments(_one(names, "ASSIGNMENT"))
-    outcomes = _with_progress(f"Autograding {assignment}",
-                              len(students or api.submissions(course, assignment)),
-                              lambda step: api.autograde(course, assignment, list(students), step))
+    settings = ParallelGrading(config=course.config())
+    workers = jobs or settings.workers()
+    start, total = time.perf_counter(), len(students or api.submissions(course, assignment))
+    try:
+        outcomes = _with_progress(f"Autograding {assignment} ({workers} at once)", total,
+                                  lambda step: api.autograde(course, assignment, list(students), step, jobs=workers,
+                                                             dask=dask or settings.dask,
+                                                             scheduler=scheduler or settings.scheduler or None,
+                                                             force=force))
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: the submissions graded so far are saved; run the same command "
+                                   "again to grade the rest.") from None
     _outcome_table(f"{assignment}: autograde", outcomes)
+    graded = sum(o.ok and "skipped" not in o.message for o in outcomes)
+    seconds = time.perf_counter() - start
+    if graded:
+        console.print(f"{graded} graded in {seconds:.0f} s ({60 * graded / seconds:.1f} submissions per minute, "
+                      f"{workers} at once)")
+    else:
+        console.print("nothing new to grade (--force grades unchanged submissions again)")
     _exit_if_failed(outcomes, "submission(s) could not be graded; the gradebook holds the others")
 
 
@@ -132,6 +154,46 @@ def selftest(ctx, args, jobs):
     failed = [r for r in results if not r.passed]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} variants did not score as they must.")
+
+
+@main.command(context_settings=SETTINGS)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="ASSIGNMENT... [--Class.trait=value]...")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Mutants graded in parallel.")
+@click.option("--cell", "cells", multiple=True, help="Mutate only this solution cell (repeatable).")
+@click.pass_context
+def mutate(ctx, args, jobs, cells):
+    """Mutation-test the graders: automatic mutants of the solution cells, the score per cell, the survivors."""
+    course, names = _course(ctx, args)
+    assignments = course.check_assignments(names)
+    if not names:
+        raise CourseError("name the assignment(s) to mutate, e.g. `dlvision mutate ch02_neurons`.")
+    failed = False
+    for assignment in assignments:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[last]}"), console=console) as bar:
+            task = bar.add_task(f"Mutating {assignment}", total=None, last="")
+            outcomes, seconds = mutations.run(course, assignment, jobs=jobs, cells=set(cells) or None,
+                                              progress=lambda o: bar.update(task, advance=1, last=(
+                                                  "killed " if o.killed else "SURVIVED ") + o.mutant.id))
+        table = Table(title=f"dlvision mutate {assignment} ({seconds:.0f} s, {jobs} jobs)")
+        for column in ("solution cell", "mutants", "killed", "equivalent", "score"):
+            table.add_column(column)
+        for cell, (total, killed, equivalent) in mutations.scores(outcomes).items():
+            score = killed / max(total - equivalent, 1)
+            table.add_row(cell, str(total), str(killed), str(equivalent), f"{score:.0%}")
+        total = len(outcomes)
+        killed = sum(o.killed for o in outcomes)
+        equivalent = sum(bool(o.equivalent) for o in outcomes)
+        table.add_row("[b]all[/]", str(total), str(killed), str(equivalent), f"[b]{killed / max(total - equivalent, 1):.0%}")
+        console.print(table)
+        survivors = [o for o in outcomes if not o.killed and not o.equivalent]
+        for o in survivors:
+            console.print(f"[red]survived[/] {o.mutant.id} (line {o.mutant.line}):\n{o.mutant.diff}", soft_wrap=True)
+        failed |= bool(survivors)
+    if failed:
+        raise click.ClickException("survivors above: kill each with a better grader, or record it in "
+                                   "graders/<id>/EQUIVALENT_MUTANTS.md with the reason it is equivalent.")
 
 
 @main.command(context_settings=SETTINGS)

@@ -8,6 +8,7 @@ every row as it was, and a save touches only its own student's rows, so concurre
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -70,6 +71,18 @@ def assignment_template(course: Course, assignment: str) -> bytes:
                                                         cell_type=cell.cell_type, locked=cell.locked,
                                                         checksum=cell.checksum)
         return path.read_bytes()
+
+
+def assignment_digest(course: Course, assignment: str) -> str:
+    """A digest of the assignment as the gradebook defines it (cells, their sources, types, locks and points)."""
+    digest = hashlib.sha256()
+    with open_gradebook(course) as gb:
+        for notebook in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
+            points = {c.name: c.max_score for c in notebook.grade_cells}
+            for cell in sorted(notebook.source_cells, key=lambda c: c.name):
+                digest.update(repr((notebook.name, cell.name, cell.cell_type, cell.locked, cell.source,
+                                    points.get(cell.name))).encode())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -1,9 +1,10 @@
 """Hollow submissions: the released stub made to run without implementing anything.
 
-Every ``raise NotImplementedError`` in a stub becomes a return of something hollow: zeros shaped like the first
-argument (``x * 0``), or the first argument itself. ``__init__`` just returns. Graders must give such a
-submission 0 on every hidden cell: a test that passes for it (a speed check, "leaves its input unchanged", a
-type or parameter count) is rewarding a value the student never computed. ``dlvision selftest`` grades both.
+Every ``raise NotImplementedError`` in a stub becomes a return of something hollow, made from the first tensor
+among the function's arguments (a tensor in a dict or list counts): zeros shaped like it, or the tensor itself.
+``__init__`` just returns. Graders must give such a submission 0 on every hidden cell: a test that passes for it
+(a speed check, "leaves its input unchanged", a type or parameter count) is rewarding a value the student never
+computed. ``dlvision selftest`` grades both.
 """
 from __future__ import annotations
 
@@ -11,8 +12,19 @@ import ast
 
 import nbformat
 
-#: The kinds of hollow answer: what a stub returns in place of raising.
-KINDS = {"zeros": "{arg} * 0", "input": "{arg}"}
+#: The kinds of hollow answer: what a stub returns, made from the first tensor argument ``t``.
+KINDS = {"zeros": "t * 0", "input": "t"}
+
+_HELPER = """
+def _hollow_answer(*values):
+    for value in values:
+        if isinstance(value, dict):
+            value = list(value.values())
+        for t in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(t, torch.Tensor):
+                return {kind}
+    return None
+"""
 
 
 def hollow(nb: nbformat.NotebookNode, kind: str) -> nbformat.NotebookNode:
@@ -29,13 +41,12 @@ def _hollow_source(source: str, template: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return source
-    _Hollow(template).visit(tree)
-    return ast.unparse(ast.fix_missing_locations(tree))
+    _Hollow().visit(tree)
+    return _HELPER.format(kind=template) + ast.unparse(ast.fix_missing_locations(tree))
 
 
 class _Hollow(ast.NodeTransformer):
-    def __init__(self, template: str):
-        self.template = template
+    def __init__(self):
         self.functions: list[ast.FunctionDef] = []
 
     def visit_FunctionDef(self, node):
@@ -50,9 +61,7 @@ class _Hollow(ast.NodeTransformer):
         if not self.functions or self.functions[-1].name == "__init__":
             return ast.Pass()
         args = [a.arg for a in self.functions[-1].args.args if a.arg not in ("self", "cls")]
-        if not args:
-            return ast.Return(value=ast.Constant(0.0))
-        return ast.parse("return " + self.template.format(arg=args[0])).body[0]
+        return ast.parse(f"return _hollow_answer({', '.join(args)})").body[0]
 
 
 def _is_not_implemented(exc) -> bool:

@@ -92,12 +92,12 @@ def _lint_hidden_cell(course: Course, assignment: str, where: str, cell, claimed
         tests = collect_tests(paths)
     except GraderError as error:
         return problems + [f"{where}: {error}"]
-    problems += [f"{where}: {name} carries no @points." for name, pts, _ in tests if pts is None]
-    total = sum(pts or 0 for _, pts, _ in tests)
+    problems += [f"{where}: {name} carries no @points." for name, pts, *_ in tests if pts is None]
+    total = sum(pts or 0 for _, pts, *_ in tests)
     if abs(total - float(cell.metadata.nbgrader.get("points", 0))) > 1e-9:
         problems.append(f"{where} is worth {cell.metadata.nbgrader.get('points', 0)} points but its tests carry "
                         f"{total:g}; make them equal.")
-    if tests and all(gpu for _, _, gpu in tests):
+    if tests and all(gpu for _, _, gpu, _ in tests):
         problems.append(f"{where}: every test needs a GPU; add one that runs on the CPU so the cell can be graded "
                         "anywhere.")
     if not tests:

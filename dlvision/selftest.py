@@ -2,11 +2,15 @@
 submissions (the stub returning zeros or its input; see :mod:`dlvision.hollow`) score zero on every hidden cell,
 and every mutant loses points in the cells it targets.
 
-Each variant is graded by real nbgrader, in the sandbox, in its own copy of a freshly built course, so
-variants run in parallel without sharing a gradebook.
+The solution, the stub and the hollow submissions are graded the production way: real nbgrader, both sandboxed
+kernels, each in its own copy of a freshly built course, so variants run in parallel without sharing a
+gradebook. Mutants take the direct path (:mod:`dlvision.grading.direct`: the same graded code, grading kernel and
+graders, without nbgrader or a notebook kernel, in one warm grading kernel per worker process), which
+tests/test_direct.py shows gives the same verdicts. ``gpu`` tests run on the stand-in device.
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import shutil
 import tempfile
@@ -21,6 +25,8 @@ import nbformat
 from dlvision import api
 from dlvision.course import Course, read_notebook
 from dlvision.grading.cells import is_hidden_grade_cell
+from dlvision.grading.direct import DirectGrader
+from dlvision.grading.runner import GraderError
 from dlvision.hollow import KINDS, hollow
 from dlvision.mutants import Mutant, MutantError, read_mutants
 
@@ -60,10 +66,13 @@ def selftest(course: Course, assignments: list[str], jobs: int,
             courses[assignment] = _built_copy(course, assignment, scratch / assignment)
             variants += _variants(course, assignment, courses[assignment])
         results = []
+        overrides = list(course.overrides)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),
-                                   v.assignment, v.name, dict(v.notebooks), list(v.targets), course.overrides): v
-                       for v in variants}
+            futures = {(pool.submit(_grade_mutant, str(courses[v.assignment]), v.assignment, dict(v.notebooks),
+                                    list(v.targets)) if v.kind == "mutant" else
+                        pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),
+                                    v.assignment, v.name, dict(v.notebooks), overrides)): v
+                       for v in sorted(variants, key=lambda v: v.kind == "mutant")}
             for future in as_completed(futures):
                 result = _judge(futures[future], *future.result())
                 progress(result)
@@ -105,17 +114,13 @@ def _mutated(sources: dict[str, nbformat.NotebookNode], mutant: Mutant) -> dict[
     raise MutantError(f"mutant {mutant.name}: no notebook has a cell '{mutant.replaces}'.")
 
 
-def _grade_variant(built: str, root: str, assignment: str, student: str, notebooks: dict, targets: list[str],
-                   overrides: list[str]):
+def _grade_variant(built: str, root: str, assignment: str, student: str, notebooks: dict, overrides: list[str]):
     """In a worker process: copy the built course, submit the variant, autograde it, return its cell scores."""
     shutil.copytree(built, root)
     folder = Path(root) / "submitted" / student / assignment
     folder.mkdir(parents=True)
     for name, nb in notebooks.items():
         nbformat.write(nbformat.from_dict(nb), folder / name)
-    if targets:  # a mutant runs only the graders of the cells it targets
-        with open(Path(root) / "nbgrader_config.py", "a") as config:
-            config.write(f"\nc.TrustedExecute.only_cells = {targets!r}\n")
     start = time.perf_counter()
     course = Course(root, overrides)
     [outcome] = api.autograde(course, assignment, [student])
@@ -128,6 +133,28 @@ def _grade_variant(built: str, root: str, assignment: str, student: str, noteboo
             if is_hidden_grade_cell(cell) and cell.outputs:
                 reports[cell.metadata.nbgrader.grade_id] = cell.outputs[0].get("text", "")
     return seconds, api.cell_scores(course, assignment, student), reports, ""
+
+
+#: A worker process's direct graders, one per built course: each keeps its grading kernel warm between mutants.
+_DIRECT: dict[str, DirectGrader] = {}
+
+
+def _grade_mutant(built: str, assignment: str, notebooks: dict, targets: list[str]):
+    """In a worker process: grade a mutant's target cells on the direct path; return its cell scores."""
+    start = time.perf_counter()
+    scores, reports = {}, {}
+    for name, nb in notebooks.items():
+        if built not in _DIRECT:
+            release = read_notebook(Path(built) / "release" / assignment / name)
+            _DIRECT[built] = DirectGrader(Path(built), release)
+            atexit.register(_DIRECT[built].close)
+        try:
+            graded = _DIRECT[built].grade(nbformat.from_dict(nb), only=set(targets))
+        except GraderError as error:
+            return time.perf_counter() - start, None, {}, str(error)
+        scores.update({cell: (score, points) for cell, (score, points, _) in graded.items()})
+        reports.update({cell: report for cell, (_, _, report) in graded.items()})
+    return time.perf_counter() - start, scores, reports, ""
 
 
 def _judge(variant: Variant, seconds: float, scores: dict | None, reports: dict[str, str],

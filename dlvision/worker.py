@@ -9,6 +9,8 @@ same in this process, in a pool of processes, or on a Dask worker.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import shutil
 import tempfile
 import time
@@ -31,9 +33,20 @@ class GradingJob:
     config: str                      # the course's nbgrader_config.py
     overrides: tuple[str, ...]       # --Class.trait=value settings of this run
     gradebook: bytes                 # a SQLite gradebook holding only the assignment
+    definition: str                  # a digest of the assignment as that gradebook defines it
     graders: dict[str, bytes]        # graders/<assignment>/..., by relative name
     source_files: dict[str, bytes]   # the assignment's supporting files (source/<assignment>/, no notebooks)
     submission: dict[str, bytes]     # the submission's regular files, by relative name
+
+    @functools.cached_property
+    def key(self) -> str:
+        """A digest of everything the grade depends on: the submission, the graders, the settings."""
+        digest = hashlib.sha256()
+        for part in (self.assignment, self.student, self.config, "\0".join(self.overrides), self.definition,
+                     self.graders, self.source_files, self.submission):
+            for name, data in sorted(part.items()) if isinstance(part, dict) else [("", part)]:
+                digest.update(name.encode() + b"\0" + (data if isinstance(data, bytes) else data.encode()) + b"\0")
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

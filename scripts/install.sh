@@ -4,14 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v bwrap >/dev/null 2>&1; then
+# System packages: bubblewrap (the student sandbox), util-linux's setpriv (dropping root's rights in it), and
+# PostgreSQL (a course's gradebook may live there; the tests start a server of their own).
+missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+command -v setpriv >/dev/null 2>&1 || missing="$missing util-linux"
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq bubblewrap
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
   else
-    echo "WARNING: bubblewrap is missing and cannot be installed without root: student code will run UNSANDBOXED." >&2
-    echo "         Install it (Debian/Ubuntu: sudo apt-get install bubblewrap) before grading real submissions." >&2
+    echo "WARNING: cannot install$missing without root." >&2
+    echo "         Without bubblewrap student code runs UNSANDBOXED (Debian/Ubuntu: sudo apt-get install bubblewrap);" >&2
+    echo "         without PostgreSQL its tests are skipped." >&2
   fi
 fi
 

@@ -23,13 +23,15 @@ def hidden(grader: str) -> str:
 #: square's graders: 6 points, 5 of them without a GPU. A full solution scores 6 (the gpu test is excluded).
 GRADER = '''
 import torch
-from dlvision.grading import points, gpu, requires, expect_close, expect_implemented_without, speed_ratio
+from dlvision.grading import (points, gpu, requires, expect_close, expect_implemented_without, expect_keeps_device,
+                              expect_on_device, speed_ratio)
 
 
 @points(2)
 def test_square_matches_reference(student):
     x = torch.randn(3, 4, dtype=torch.float64)
     expect_close(student.square(x), x * x, hint="Multiply x by itself.")
+    expect_keeps_device(student, "square", x, hint="Make new tensors on x.device.")
 
 
 def gradient_of_square(x):
@@ -65,9 +67,10 @@ def test_square_is_vectorised(student):
 
 @gpu
 @points(1)
-def test_square_keeps_the_cuda_device(student):
-    x = torch.randn(3, device="cuda")
-    expect_close(student.square(x), x * x)
+@requires("test_square_matches_reference")
+def test_square_keeps_the_cuda_device(student, device):
+    x = torch.randn(3)
+    expect_on_device(student.on(device).square(x), device, x * x)
 '''
 
 QUESTION_GRADER = '''
@@ -126,6 +129,13 @@ def make_toy_course(root: Path) -> Path:
         # caught-by: test_square
         def square(x):
             return (x * x).detach()
+        """))
+    (root / "graders" / "toy" / "mutants" / "cpu_zeros.py").write_text(textwrap.dedent("""\
+        # mutant: adds a tensor made on the CPU, wrong for CUDA inputs
+        # replaces: square
+        # caught-by: test_square
+        def square(x):
+            return x * x + torch.zeros(x.shape, dtype=x.dtype)
         """))
     return root
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlvision.grading import expect_implemented_without, speed_ratio
-from dlvision.grading.grading_kernel import GradingKernel
+from dlvision.grading.grading_kernel import GraderError, GradingKernel
 from dlvision.grading.sandbox import SandboxedKernelManager
 from dlvision.grading.student import Student, StudentError
 from dlvision.grading.submission import GradedCode, Unit, extract
@@ -142,8 +142,8 @@ def test_an_error_shows_the_students_line_in_safe_words(student):
     assert str(leaky.value).startswith("ValueError (its message is not shown") and "0.125" not in str(leaky.value)
 
 
-def test_a_name_that_is_not_a_contract_name_cannot_be_reached(student):
-    with pytest.raises(StudentError, match="name 'os' is not defined"):
+def test_a_name_no_solution_cell_defines_is_the_graders_bug_not_the_students(student):
+    with pytest.raises(GraderError, match="the graders call 'os', which no solution cell"):
         student.os()
 
 

@@ -17,11 +17,12 @@ Layers, from the student's side to the gradebook:
 Graders import what they need from here.
 """
 from dlvision.checks import expect_close
+from dlvision.grading.device import StandInTensor, expect_keeps_device, expect_on_device
 from dlvision.grading.expect import expect_implemented_without
 from dlvision.grading.fresh import fresh_generator, fresh_seed
 from dlvision.grading.runner import gpu, points, requires
 from dlvision.grading.speed import speed_ratio
 from dlvision.grading.student import StudentError
 
-__all__ = ["expect_close", "expect_implemented_without", "fresh_generator", "fresh_seed", "gpu", "points", "requires",
-           "speed_ratio", "StudentError"]
+__all__ = ["expect_close", "expect_implemented_without", "expect_keeps_device", "expect_on_device", "fresh_generator",
+           "fresh_seed", "gpu", "points", "requires", "speed_ratio", "StandInTensor", "StudentError"]

@@ -30,6 +30,11 @@ from dlvision.grading.submission import GradedCode
 KERNEL_SIDE = "__import__('dlvision.grading.kernel_side', fromlist=['serve'])"
 
 
+class GraderError(RuntimeError):
+    """A grader that cannot run as written (does not import, carries no points, calls a name no solution cell
+    defines): the course's bug, which fails the submission loudly rather than scoring it 0."""
+
+
 class StudentError(Exception):
     """The student's code raised, overran, crashed the kernel, or sent back something that is not plain data.
 
@@ -68,6 +73,12 @@ class GradingKernel:
         self._deadline = time.monotonic() + self._budget
         self._load()
         return self
+
+    def reload(self, graded: GradedCode) -> None:
+        """Replace the graded code (a fresh module in the same kernel) and restart the time budget."""
+        self.graded = graded
+        self._deadline = time.monotonic() + self._budget
+        self._load()
 
     def _connect(self) -> None:
         context = zmq.Context()

@@ -18,6 +18,7 @@ import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
 from dlvision.grading import wire
+from dlvision.grading.device import on_stand_in, to_device
 
 #: Builtins as they were before any student code ran; scenarios get these.
 _PRISTINE_BUILTINS = dict(builtins.__dict__)
@@ -34,6 +35,13 @@ def load(payload: str) -> None:
     files) and an ``__import__`` that imports allowed modules only, giving proxies for the limited ones.
     """
     spec = json.loads(payload)
+    module, failures = _build(spec)
+    _STATE.update(module=module, contract=tuple(spec["contract"]), spec=spec)
+    _publish(spec["nonce"], {"ok": True, "payload": wire.encode(failures)})
+
+
+def _build(spec: dict) -> tuple[types.ModuleType, list]:
+    """A fresh module holding the graded code, and what failed to define."""
     module = types.ModuleType("submission")
     module.__dict__["__builtins__"] = {**{n: getattr(builtins, n) for n in spec["builtins"] if hasattr(builtins, n)},
                                        "__import__": _guarded_import}
@@ -45,8 +53,7 @@ def load(payload: str) -> None:
             exec(code, module.__dict__)
         except BaseException as error:  # noqa: BLE001 - a definition that raises is reported, the rest still load
             failures.append(describe(error))
-    _STATE.update(module=module, contract=tuple(spec["contract"]))
-    _publish(spec["nonce"], {"ok": True, "payload": wire.encode(failures)})
+    return module, failures
 
 
 class _Namespace(types.SimpleNamespace):
@@ -102,7 +109,8 @@ def serve(request: str) -> None:
     try:
         reply = {"ok": True, "payload": wire.encode(result)}
     except Exception:  # noqa: BLE001 - torch.save refuses what is not plain data
-        reply = {"ok": False, "unreadable": f"{type(result).__module__}.{type(result).__qualname__}"}
+        culprit = type(_not_plain(result))
+        reply = {"ok": False, "unreadable": f"{culprit.__module__}.{culprit.__qualname__}"}
     _publish(decoded["nonce"], reply)
 
 
@@ -119,35 +127,48 @@ def _reset_torch() -> None:
     torch.set_num_threads(_THREADS)
 
 
-def _contract() -> dict:
+def _contract(module=None) -> dict:
     """The contract names' objects; never a builtin's name, which a scenario must find pristine."""
-    module = _STATE["module"]
+    module = module or _STATE["module"]
     return {name: module.__dict__[name] for name in _STATE["contract"]
             if name in module.__dict__ and name not in _PRISTINE_BUILTINS}
 
 
-def _carry_out(request: dict):
+def _target(request: dict, module=None):
+    """The callable (or value) a request names: a contract name, or a scenario defined among the contract names."""
     kind, name = request["kind"], request["name"]
-    if kind == "prepare":
-        return _prepare(request)
-    contract = _contract()
+    contract = _contract(module)
     if kind == "scenario":
         scope = {"__builtins__": dict(_PRISTINE_BUILTINS), "__name__": "scenario", **contract}
         exec(compile(request["source"], SCENARIO_FILENAME, "exec", dont_inherit=True), scope)
-        target = scope[name]
-    elif name not in contract:
+        return scope[name]
+    if name not in contract:
         raise NameError(f"name '{name}' is not defined")
-    else:
-        target = contract[name]
+    return contract[name]
+
+
+def _carry_out(request: dict):
+    kind = request["kind"]
+    if kind == "prepare":
+        return _prepare(request)
+    device, gpu_machine = request.get("device"), request.get("gpu_machine", False)
+    args, kwargs = request["args"], request["kwargs"]
+    if (device or gpu_machine) and not torch.cuda.is_available():
+        # The stand-in: a GPU machine defines the graded code afresh, so that a global `device` sees "cuda".
+        return on_stand_in(lambda: _target(request, _build(_STATE["spec"])[0] if gpu_machine else None), args,
+                           kwargs, device=device, gpu_machine=gpu_machine)
+    if device:
+        args, kwargs = to_device((args, kwargs), device)
+    target = _target(request)
     if kind == "value":
         return target
     if kind == "timed":
         return _timed(target, request)
     if request.get("record_calls"):
         with _CallRecorder() as recorder:
-            result = target(*request["args"], **request["kwargs"])
+            result = target(*args, **kwargs)
         return {"result": result, "torch_calls": sorted(recorder.called)}
-    return target(*request["args"], **request["kwargs"])
+    return target(*args, **kwargs)
 
 
 def _prepare(request: dict) -> int:
@@ -156,8 +177,8 @@ def _prepare(request: dict) -> int:
     scope = {"__builtins__": dict(_PRISTINE_BUILTINS), "__name__": "scenario"}
     exec(compile(request["source"], SCENARIO_FILENAME, "exec", dont_inherit=True), scope)
     make_inputs = scope[request["make_inputs"]]
-    _STATE["inputs"] = [make_inputs(torch.Generator().manual_seed(request["seed"] + i))
-                        for i in range(request["number"])]
+    inputs = [make_inputs(torch.Generator().manual_seed(request["seed"] + i)) for i in range(request["number"])]
+    _STATE["inputs"] = to_device(inputs, request["device"]) if request.get("device") else inputs
     return len(_STATE["inputs"])
 
 
@@ -197,6 +218,22 @@ class _CallRecorder(TorchFunctionMode):
         except Exception:  # noqa: BLE001 - naming a function must never break the student's call
             pass
         return func(*args, **(kwargs or {}))
+
+
+def _not_plain(value):
+    """The innermost value inside ``value`` that is not plain data (``value`` itself if none is found)."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, dict):
+        items = list(value.keys()) + list(value.values())
+    else:
+        return value
+    for item in items:
+        try:
+            wire.encode(item)
+        except Exception:  # noqa: BLE001 - the one that torch.save refuses
+            return _not_plain(item)
+    return value
 
 
 def _plain(value):

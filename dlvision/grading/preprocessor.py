@@ -26,14 +26,13 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute
-from traitlets import Enum, Float, Integer, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, List, Type, Unicode, default
 
-from dlvision.grading.cells import declared_graders, is_hidden_grade_cell
+from dlvision.grading.cells import is_hidden_grade_cell
 from dlvision.grading.grading_kernel import GradingKernel
-from dlvision.grading.report import format_report
-from dlvision.grading.runner import GraderError, run_graders
+from dlvision.grading.runner import grade_cell
 from dlvision.grading.sandbox import MessageTooLarge, SandboxedKernelManager
-from dlvision.grading.scoring import SKIPPED_POLICIES, cell_score
+from dlvision.grading.scoring import SKIPPED_POLICIES
 from dlvision.grading.student import Student
 from dlvision.grading.submission import contract_names, extract
 
@@ -66,6 +65,8 @@ class TrustedExecute(Execute):
         "of the cell's fraction, 'forfeit' counts them as failed.")).tag(config=True)
     only_cells = List(Unicode(), help="If set, grade only these hidden cells (by grade_id); the others score 0.").tag(
         config=True)
+    gpu_stand_in = Bool(False, help=("Without CUDA, run `gpu` tests on the stand-in device instead of skipping them "
+                                     "(dlvision selftest does, to prove them); their results say so.")).tag(config=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)  # Execute would set a plain one
@@ -190,23 +191,11 @@ class TrustedExecute(Execute):
 
     def _grade_hidden_cell(self, cell, student: Student) -> tuple[list, float]:
         grade_id = cell.metadata.nbgrader.get("grade_id", "")
-        cell_points = float(cell.metadata.nbgrader.get("points", 0))
-        paths = [Path(self.course_root) / p for p in declared_graders(cell)]
         if self.only_cells and grade_id not in self.only_cells:
             text, score = "Not graded in this run.\n", 0.0
-        elif not paths:
-            raise GraderError(f"hidden cell {grade_id} declares no graders (`dlvision build` would have said so)")
         else:
-            # A GraderError (a grader that does not import, a test without points) is the course's bug: it
-            # fails this submission loudly rather than scoring it 0.
-            results = run_graders(paths, student, cuda=_cuda_available())
-            score = cell_score(results, cell_points, self.skipped_tests)
-            text = format_report(results, score, cell_points)
+            text, score = grade_cell(cell, student, Path(self.course_root), stand_in=self.gpu_stand_in,
+                                     skipped=self.skipped_tests)
         return [nbformat.v4.new_output("stream", name="stdout", text=text),
                 nbformat.v4.new_output("execute_result", data={"text/plain": f"{score:g}"}, execution_count=None)], score
 
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -178,7 +178,8 @@ def _safe_message(message: str, student_words: set[str]) -> str | None:
 
 class Redactor:
     """Removes verbatim grader code from messages: a message sharing a run of 24 characters (whitespace collapsed)
-    with a grader file's code, its string literals (the messages and hints meant for students) left out."""
+    with a grader file's code, its string literals (the messages and hints meant for students) and comments left
+    out."""
 
     WINDOW = 24
 
@@ -197,11 +198,15 @@ class Redactor:
         return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + " [...]"
 
 
+#: Tokens that are text, not code: string literals (f-strings' literal parts too, on Python 3.12+) and comments.
+_TEXT_TOKENS = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+
+
 def _code_without_strings(source: str) -> str:
-    """``source`` with every string literal replaced by a NUL, the rest verbatim."""
+    """``source`` with every string literal and comment replaced by a NUL, the rest verbatim."""
     lines = source.splitlines(keepends=True)
     try:
-        strings = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.STRING]
+        strings = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type in _TEXT_TOKENS]
     except (tokenize.TokenError, SyntaxError):
         return ""
     for token in reversed(strings):
@@ -222,7 +227,8 @@ def format_report(results: list[TestResult], score: float, cell_points: float) -
              + (f", {len(results) - len(ran)} skipped" if len(ran) < len(results) else "")
              + f" - score {score:g} / {cell_points:g}", ""]
     for result in results:
-        lines.append(f"[{_MARKS[result.outcome]}] {result.title} ({result.points:g} pt)")
+        lines.append(f"[{_MARKS[result.outcome]}] {result.title} ({result.points:g} pt"
+                     + (f", {result.note})" if result.note else ")"))
         if result.outcome != "passed" and result.message:
             lines.extend(textwrap.indent(result.message.strip(), "       ").splitlines())
     text = "\n".join(lines) + "\n"

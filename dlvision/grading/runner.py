@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dlvision.grading.report import Redactor, describe_error, title_of
-from dlvision.grading.scoring import TestResult
+from dlvision.grading.cells import declared_graders
+from dlvision.grading.report import Redactor, describe_error, format_report, title_of
+from dlvision.grading.scoring import TestResult, cell_score
+from dlvision.grading.grading_kernel import GraderError
 from dlvision.grading.student import Student, StudentError
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,11 @@ def points(n: float):
     return pytest.mark.points(n)
 
 
-#: Decorator for tests that need CUDA; skipped where grading has none.
+#: Decorator for tests that need CUDA (they take the ``device`` fixture); skipped where grading has none, or run on
+#: the stand-in device (see :mod:`~dlvision.grading.device`) when ``stand_in`` is set, as ``dlvision selftest`` does.
 gpu = pytest.mark.gpu
+
+STAND_IN_NOTE = "on the stand-in CUDA device"
 
 
 def requires(*tests: str):
@@ -39,16 +44,32 @@ def requires(*tests: str):
 _PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--import-mode=importlib", "-c", os.devnull]
 
 
-class GraderError(RuntimeError):
-    """A grader file that could not be collected or a test without points: the course's bug, not the student's."""
+def grade_cell(cell, student: Student, course_root: Path, *, stand_in: bool = False,
+               skipped: str = "exclude") -> tuple[str, float]:
+    """``(report, score)`` of a hidden grade cell: its declared graders run against ``student``.
+
+    Raises GraderError when the cell declares no graders, a file does not import or a test carries no points
+    (the course's bug, which fails the submission loudly rather than scoring it 0).
+    """
+    import torch
+
+    grade_id = cell.metadata.nbgrader.get("grade_id", "")
+    cell_points = float(cell.metadata.nbgrader.get("points", 0))
+    paths = [Path(course_root) / p for p in declared_graders(cell)]
+    if not paths:
+        raise GraderError(f"hidden cell {grade_id} declares no graders (`dlvision build` would have said so)")
+    results = run_graders(paths, student, cuda=torch.cuda.is_available(), stand_in=stand_in)
+    score = cell_score(results, cell_points, skipped)
+    return format_report(results, score, cell_points), score
 
 
-def run_graders(paths: list[Path], student: Student, *, cuda: bool) -> list[TestResult]:
+def run_graders(paths: list[Path], student: Student, *, cuda: bool, stand_in: bool = False) -> list[TestResult]:
     """Run every test in ``paths`` with ``student`` as its fixture and return one result per test.
 
-    Raises GraderError when a file does not import or a test carries no ``@points``.
+    ``gpu`` tests run on CUDA if ``cuda``, else on the stand-in device if ``stand_in`` (their results say so), else
+    are skipped. Raises GraderError when a file does not import or a test carries no ``@points``.
     """
-    plugin = _Collector(student, cuda, Redactor(paths))
+    plugin = _Collector(student, cuda, stand_in, Redactor(paths))
     args = [str(p) for p in paths] + _PYTEST_ARGS + ["--rootdir", str(Path(paths[0]).parent), "--assert=plain",
                                                      "-W", "ignore"]
     output = io.StringIO()
@@ -82,10 +103,11 @@ class _GraderPlugin:
 class _Collector(_GraderPlugin):
     """Provides the ``student`` fixture, skips gpu tests without CUDA, and records each test's result."""
 
-    def __init__(self, student: Student, cuda: bool, redact: Redactor):
+    def __init__(self, student: Student, cuda: bool, stand_in: bool, redact: Redactor):
         super().__init__()
         self._student = student
         self._cuda = cuda
+        self._stand_in = stand_in and not cuda
         self._redact = redact
         self.results: list[TestResult] = []
         self._outcomes: dict[str, tuple[str, str]] = {}  # test function name -> (outcome, title)
@@ -94,12 +116,17 @@ class _Collector(_GraderPlugin):
     def student(self) -> Student:
         return self._student
 
+    @pytest.fixture
+    def device(self) -> str:
+        """The accelerator a ``gpu`` test runs on: CUDA, real or stand-in."""
+        return "cuda"
+
     def pytest_collection_modifyitems(self, items):
         for item in items:
             if item.get_closest_marker("points") is None:
                 self.broken.append(f"{item.nodeid} carries no @points")
                 item.add_marker(pytest.mark.skip(reason="carries no @points"))
-            if item.get_closest_marker("gpu") and not self._cuda:
+            if item.get_closest_marker("gpu") and not (self._cuda or self._stand_in):
                 item.add_marker(pytest.mark.skip(reason="no CUDA device at grading time"))
 
     def pytest_runtest_setup(self, item):
@@ -122,13 +149,19 @@ class _Collector(_GraderPlugin):
             return
         points = marker.args[0]
         title = title_of(item.name, getattr(item.obj, "__doc__", None))
+        note = STAND_IN_NOTE if self._stand_in and item.get_closest_marker("gpu") else ""
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            result = TestResult(title, points, "skipped", reason.removeprefix("Skipped: "))
+            result = TestResult(title, points, "skipped", reason.removeprefix("Skipped: "), note)
         elif report.passed:
-            result = TestResult(title, points, "passed")
+            result = TestResult(title, points, "passed", note=note)
+        elif call.excinfo is not None and isinstance(call.excinfo.value, GraderError):
+            self.broken.append(f"{item.nodeid}: {call.excinfo.value}")
+            result = TestResult(title, points, "failed", "", note)
+        elif call.excinfo is not None and isinstance(call.excinfo.value, pytest.fail.Exception):
+            result = TestResult(title, points, "failed", _message(call.excinfo), note)  # the harness's own words
         else:
-            result = TestResult(title, points, "failed", self._redact(_message(call.excinfo)))
+            result = TestResult(title, points, "failed", self._redact(_message(call.excinfo)), note)
         self._outcomes[item.originalname or item.name] = (result.outcome, title)
         self.results.append(result)
 
@@ -150,8 +183,8 @@ def _message(excinfo) -> str:
             + describe_error({"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(error)[:500]}) + ").")
 
 
-def collect_tests(paths: list[Path]) -> list[tuple[str, float | None, bool]]:
-    """``(test id, points or None, needs gpu)`` for every test in ``paths``, without running any.
+def collect_tests(paths: list[Path]) -> list[tuple[str, float | None, bool, tuple[str, ...]]]:
+    """``(test id, points or None, needs gpu, tests it requires)`` for every test in ``paths``, without running any.
 
     Raises GraderError when a file cannot be collected.
     """
@@ -178,13 +211,14 @@ def _fresh_imports(paths: list[Path]):
 
 
 class _Inventory(_GraderPlugin):
-    """Records each collected test's points and gpu mark."""
+    """Records each collected test's points, gpu mark and required tests."""
 
     def __init__(self):
         super().__init__()
-        self.tests: list[tuple[str, float | None, bool]] = []
+        self.tests: list[tuple[str, float | None, bool, tuple[str, ...]]] = []
 
     def pytest_collection_modifyitems(self, items):
         for item in items:
-            marker = item.get_closest_marker("points")
-            self.tests.append((item.nodeid, marker.args[0] if marker else None, item.get_closest_marker("gpu") is not None))
+            marker, requires_ = item.get_closest_marker("points"), item.get_closest_marker("requires")
+            self.tests.append((item.nodeid, marker.args[0] if marker else None, item.get_closest_marker("gpu") is not None,
+                               tuple(requires_.args) if requires_ else ()))

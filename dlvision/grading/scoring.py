@@ -17,6 +17,7 @@ class TestResult:
     points: float
     outcome: str
     message: str = ""
+    note: str = ""    # e.g. "on the stand-in CUDA device"
 
 
 def cell_score(results: list[TestResult], cell_points: float, skipped: str = "exclude") -> float:

@@ -13,8 +13,10 @@ import statistics
 import time
 from typing import Callable
 
+import pytest
 import torch
 
+from dlvision.grading.device import expect_keeps_device, to_device
 from dlvision.grading.kernel_side import sample_outputs
 from dlvision.grading.student import Student
 
@@ -22,8 +24,8 @@ from dlvision.grading.student import Student
 POSITIONS = 16
 
 
-def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: Callable, *, repeats: int = 5,
-                min_seconds: float = 0.2, rtol: float = 1e-4, atol: float = 1e-5) -> float:
+def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: Callable, *, device: str | None = None,
+                repeats: int = 5, min_seconds: float = 0.2, rtol: float = 1e-4, atol: float = 1e-5) -> float:
     """The student's seconds per call of ``name`` over the reference's: medians of interleaved repeats.
 
     ``make_inputs(generator) -> (args, kwargs)`` is a top-level grader function; it runs in the grading kernel
@@ -31,7 +33,15 @@ def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: C
     per request, is doubled until one request of the student's lasts ``min_seconds``, so that a request's own
     cost is small beside it. The reference runs on one thread (the kernel's share of a busy machine). Raises
     AssertionError if any sampled output differs from the reference's beyond ``rtol``/``atol``.
+
+    With ``device`` (a ``gpu`` test) inputs and reference run there. Without CUDA, on the stand-in device, nothing
+    can be timed: the function must run there and keep its outputs on the device, then the test is skipped.
     """
+    if device and not torch.cuda.is_available():
+        args, kwargs = make_inputs(torch.Generator().manual_seed(0))
+        expect_keeps_device(student, name, *args, **kwargs)
+        pytest.skip("timed only on a real GPU (on the stand-in device it runs and keeps its outputs there)")
+    student = student.on(device) if device else student
     seeds = iter(range(secrets.randbelow(1 << 40), 1 << 62, 1 << 16))
     number = 1
     while _student_seconds(student, name, make_inputs, number, next(seeds), reference, rtol, atol) < min_seconds \
@@ -44,7 +54,7 @@ def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: C
         for _ in range(repeats):
             seed = next(seeds)
             theirs.append(_student_seconds(student, name, make_inputs, number, seed, reference, rtol, atol) / number)
-            inputs = _inputs(make_inputs, number, seed)
+            inputs = _inputs(make_inputs, number, seed, device)
             start = time.perf_counter()
             [sample_outputs(reference(*args, **kwargs), POSITIONS) for args, kwargs in inputs]
             ours.append((time.perf_counter() - start) / number)
@@ -59,8 +69,8 @@ def _student_seconds(student: Student, name: str, make_inputs: Callable, number:
     start = time.perf_counter()
     samples = student.timed(name, positions=POSITIONS)
     seconds = time.perf_counter() - start
-    expected = [sample_outputs(reference(*args, **kwargs), POSITIONS) for args, kwargs in _inputs(make_inputs, number,
-                                                                                                   seed)]
+    expected = [sample_outputs(reference(*args, **kwargs), POSITIONS)
+                for args, kwargs in _inputs(make_inputs, number, seed, student.device)]
     if not isinstance(samples, list) or len(samples) != number:
         raise AssertionError(f"{name} did not return a result for each of the {number} inputs of the speed check.")
     for i, (got, want) in enumerate(zip(samples, expected)):
@@ -70,8 +80,9 @@ def _student_seconds(student: Student, name: str, make_inputs: Callable, number:
     return seconds
 
 
-def _inputs(make_inputs: Callable, number: int, seed: int) -> list:
-    return [make_inputs(torch.Generator().manual_seed(seed + i)) for i in range(number)]
+def _inputs(make_inputs: Callable, number: int, seed: int, device: str | None = None) -> list:
+    inputs = [make_inputs(torch.Generator().manual_seed(seed + i)) for i in range(number)]
+    return to_device(inputs, device) if device else inputs
 
 
 def _same(got, want, rtol: float, atol: float) -> bool:

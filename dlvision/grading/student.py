@@ -11,7 +11,8 @@ import textwrap
 from typing import Callable
 
 from dlvision.grading.analysis import Facts
-from dlvision.grading.grading_kernel import GradingKernel, StudentError
+from dlvision.grading.device import from_wire
+from dlvision.grading.grading_kernel import GraderError, GradingKernel, StudentError
 from dlvision.grading.report import describe_error
 
 __all__ = ["Student", "StudentError"]
@@ -25,8 +26,15 @@ class Student:
     (the names the notebook's solution cells define) can be reached.
     """
 
-    def __init__(self, kernel: GradingKernel):
+    def __init__(self, kernel: GradingKernel, device: str | None = None, gpu_machine: bool = False):
         self._kernel = kernel
+        self._device = {"device": device, "gpu_machine": gpu_machine} if device or gpu_machine else {}
+
+    def on(self, device: str | None, *, gpu_machine: bool = False) -> "Student":
+        """The same student, with every call's tensor arguments moved to ``device`` (``"cuda"``), and, with
+        ``gpu_machine``, as on a machine with a GPU. Without CUDA both run on the stand-in device (see
+        :mod:`~dlvision.grading.device`), whose results are StandInTensor (no values) or Inconclusive."""
+        return Student(self._kernel, device, gpu_machine)
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
@@ -57,7 +65,12 @@ class Student:
         """Have the grading kernel make ``number`` inputs with ``make_inputs`` (seeds ``seed``, ``seed + 1``...)
         for the next :meth:`timed` request."""
         self._kernel.request("prepare", "", source=source_of(make_inputs), make_inputs=make_inputs.__name__,
-                             number=number, seed=seed)
+                             number=number, seed=seed, **self._device)
+
+    @property
+    def device(self) -> str | None:
+        """The device this view moves tensor arguments to (None: where they are)."""
+        return self._device.get("device")
 
     def timed(self, name: str, *, positions: int) -> list:
         """Samples of ``name``'s outputs on the prepared inputs, in one request (see speed)."""
@@ -76,10 +89,14 @@ class Student:
         return self._kernel.graded
 
     def _call(self, kind: str, name: str, args: tuple, kwargs: dict, *, timeout: float | None = None, **extra):
+        if kind != "scenario" and name not in self.graded.contract:
+            raise GraderError(f"the graders call {name!r}, which no solution cell of the notebook defines "
+                              f"(contract names: {', '.join(sorted(self.graded.contract)) or 'none'}).")
         if kind != "scenario" and self.not_graded(name):
             raise StudentError(self.not_graded(name))
         try:
-            return self._kernel.request(kind, name, args, kwargs, timeout=timeout, **extra)
+            result = self._kernel.request(kind, name, args, kwargs, timeout=timeout, **self._device, **extra)
+            return from_wire(result) if self._device else result
         except StudentError as error:
             if error.error is None:
                 raise

@@ -3,7 +3,7 @@
 Only tensors, numbers, strings, None, and lists, tuples and dicts of them cross. Decoding never uses
 ``pickle.loads``: it checks the archive's directory (stored entries, sizes), bounds the pickle, loads with
 ``torch.load(..., weights_only=True)``, then checks every tensor's element count *before* anything is copied,
-and hands the graders dense, contiguous CPU tensors of their own (an expanded, zero-stride tensor is tiny on
+and hands the graders dense, contiguous tensors of their own (on the device they were sent from) (an expanded, zero-stride tensor is tiny on
 the wire and huge once materialised).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def decode(text: str, max_bytes: int, max_elements: int = MAX_ELEMENTS) -> objec
         raise WireError(f"not base64: {error}") from None
     _check_archive(raw, max_bytes)
     try:
-        value = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+        value = torch.load(io.BytesIO(raw), weights_only=True)
     except Exception as error:  # the safe unpickler refuses anything that is not plain data
         raise WireError(f"not plain data ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
     budget = [max_elements]

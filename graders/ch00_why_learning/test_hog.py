@@ -11,14 +11,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dlvision.grading import expect_close, gpu, points
+from dlvision.grading import expect_close, gpu, points, requires
 
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
 SOBEL_Y = SOBEL_X.T.contiguous()
 EPS = 1e-8
 
 #: (N, H, W, cell, bins): the default 16x16 with 4x4 cells, a batch of one, non-square images, sizes that are
-#: not a multiple of the cell (cropped), a single cell, other cell sizes and bin counts.
+#: not a multiple of the cell (cropped), a single cell, other values of cell and of bins.
 CASES = [(3, 16, 16, 4, 9), (1, 8, 8, 4, 9), (2, 10, 13, 4, 9), (1, 12, 7, 3, 6), (2, 9, 9, 9, 4),
          (1, 5, 20, 5, 12), (2, 16, 8, 2, 9)]
 
@@ -139,6 +139,15 @@ def describe(images, kwargs):
             f"cell={kwargs.get('cell', 4)}, bins={kwargs.get('bins', 9)}")
 
 
+def expect_features_are_right(feats, images, kwargs):
+    """The last step of an invariance test: the features themselves are the stated HOG. Features that ignore the
+    image (zeros, one constant unit vector) are invariant to everything and must not earn the point."""
+    expect_close(feats, reference_hog(images, **kwargs), name=f"hog_features for {describe(images, kwargs)}",
+                 hint="The invariance holds, but the features are not yet the stated HOG, and the invariance "
+                      "counts only for features that are (the tests comparing with the stated HOG say what "
+                      "differs). " + " ".join([BINNING_HINT, LAYOUT_HINT, NORM_HINT]))
+
+
 def check_against_reference(student, dtype, seed):
     cases = [(safe_images((n, h, w), bins, dtype, seed + k), {"cell": cell, "bins": bins})
              for k, (n, h, w, cell, bins) in enumerate(CASES)]
@@ -149,21 +158,6 @@ def check_against_reference(student, dtype, seed):
 
 
 # --- tests -----------------------------------------------------------------------------------------------------
-
-@points(1)
-def test_hog_returns_one_histogram_per_cell(student):
-    """hog_features returns (N, (H // cell) * (W // cell) * bins) features with the input's dtype"""
-    g = torch.Generator().manual_seed(1)
-    cases = [(torch.rand((n, h, w), generator=g, dtype=torch.float64).to(dtype), {"cell": cell, "bins": bins})
-             for dtype in (torch.float32, torch.float64) for n, h, w, cell, bins in CASES]
-    for (images, kwargs), feats in zip(cases, hogs(student, cases)):
-        n, h, w = images.shape
-        expected = (n, (h // kwargs["cell"]) * (w // kwargs["cell"]) * kwargs["bins"])
-        assert tuple(feats.shape) == expected and feats.dtype == images.dtype, (
-            f"for {describe(images, kwargs)} expected features of shape {expected} and dtype "
-            f"{str(images.dtype).removeprefix('torch.')}, got {tuple(feats.shape)} and "
-            f"{str(feats.dtype).removeprefix('torch.')}. " + LAYOUT_HINT)
-
 
 @points(2)
 def test_hog_matches_the_stated_descriptor_in_float64(student):
@@ -177,10 +171,34 @@ def test_hog_matches_the_stated_descriptor_in_float32(student):
     check_against_reference(student, torch.float32, 20)
 
 
+@points(1)
+@requires("test_hog_matches_the_stated_descriptor_in_float64")
+def test_hog_returns_one_histogram_per_cell_in_the_input_dtype(student):
+    """hog_features returns (N, (H // cell) * (W // cell) * bins) features with the input's dtype"""
+    g = torch.Generator().manual_seed(1)
+    cases = [(torch.rand((n, h, w), generator=g, dtype=torch.float64).to(dtype), {"cell": cell, "bins": bins})
+             for dtype in (torch.float32, torch.float64) for n, h, w, cell, bins in CASES]
+    for (images, kwargs), feats in zip(cases, hogs(student, cases)):
+        n, h, w = images.shape
+        expected = (n, (h // kwargs["cell"]) * (w // kwargs["cell"]) * kwargs["bins"])
+        assert tuple(feats.shape) == expected and feats.dtype == images.dtype, (
+            f"for {describe(images, kwargs)} expected features of shape {expected} and dtype "
+            f"{str(images.dtype).removeprefix('torch.')}, got {tuple(feats.shape)} and "
+            f"{str(feats.dtype).removeprefix('torch.')}. " + LAYOUT_HINT)
+
+
 #: (direction of the gradient in degrees, bins, the bin it falls in). Angles of 180 or more point the other
-#: way along the same line, so unsigned orientation puts them where angle - 180 goes.
+#: way along the same line, so unsigned orientation puts them where angle - 180 goes. The axis directions are
+#: exact (gy == 0 or gx == 0): a leftward gradient has atan2(0, -8) = 180 degrees, which folds to 0, bin 0.
 RAMPS = [(10, 9, 0), (50, 9, 2), (95, 9, 4), (130, 9, 6), (170, 9, 8), (210, 9, 1), (290, 9, 5), (345, 9, 8),
-         (45, 6, 1), (105, 6, 3), (255, 6, 2)]
+         (45, 6, 1), (105, 6, 3), (255, 6, 2), (0, 9, 0), (90, 9, 4), (180, 9, 0), (270, 9, 4)]
+
+
+def ramp(angle, ys, xs):
+    """The ramp cos(a) x + sin(a) y, with exact coefficients along the axes (cos 90 is 6e-17, not 0)."""
+    c, s = (round(v) if abs(v - round(v)) < 1e-12 else v
+            for v in (math.cos(math.radians(angle)), math.sin(math.radians(angle))))
+    return (c * xs + s * ys)[None]
 
 
 @points(1)
@@ -188,8 +206,7 @@ def test_hog_puts_a_ramp_in_the_bin_of_its_direction(student):
     """a linear ramp whose gradient points at angle a votes only for the bin of a mod 180 in its centre cell"""
     ys, xs = torch.meshgrid(torch.arange(12.0, dtype=torch.float64), torch.arange(12.0, dtype=torch.float64),
                             indexing="ij")
-    cases = [((math.cos(math.radians(a)) * xs + math.sin(math.radians(a)) * ys)[None], {"cell": 4, "bins": bins})
-             for a, bins, _ in RAMPS]
+    cases = [(ramp(a, ys, xs), {"cell": 4, "bins": bins}) for a, bins, _ in RAMPS]
     for (angle, bins, expected), (images, kwargs), feats in zip(RAMPS, cases, hogs(student, cases)):
         assert tuple(feats.shape) == (1, 9 * bins), f"expected shape (1, {9 * bins}), got {tuple(feats.shape)}."
         centre = feats.reshape(3, 3, bins)[1, 1].double()   # the only cell whose pixels see no zero padding
@@ -199,7 +216,8 @@ def test_hog_puts_a_ramp_in_the_bin_of_its_direction(student):
             f"should vote only in bin {expected} of {bins} in its centre cell, but the centre cell's histogram is "
             f"{[round(float(v), 4) for v in centre]}. " + BINNING_HINT
             + " atan2 returns radians: convert them to degrees before dividing by 180 / bins, and fold angles of "
-              "180 or more back (unsigned orientation).")
+              "180 or more back (unsigned orientation): theta % 180 maps 180 itself (a gradient pointing left) to "
+              "0, which a test such as theta < 0 misses.")
 
 
 @points(1)
@@ -238,6 +256,7 @@ def test_hog_is_invariant_to_brightness_scale(student):
         expect_close(feats, results[0], name=f"hog_features({a:g} * x) against hog_features(x)",
                      hint="Scaling an image by a multiplies every gradient magnitude, hence every vote, by a; "
                           "only the normalisation takes it out again. " + NORM_HINT)
+    expect_features_are_right(results[0], x, {})
 
 
 @points(1)
@@ -254,6 +273,7 @@ def test_hog_ignores_the_sign_of_gradients(student):
                      hint="Negating the image turns every gradient by 180 degrees. Unsigned orientation folds "
                           "theta into [0, 180) with theta % 180, so both directions along an edge share a bin; "
                           "atan2 alone gives (-180, 180], and % 360 keeps the sign.")
+        expect_features_are_right(results[k], *cases[k])
 
 
 @points(1)
