@@ -163,10 +163,9 @@ def _assignment_template(course: Course, assignment: str) -> bytes:
 
 
 def _shared_parts(course: Course, assignment: str, template: bytes) -> dict:
-    """What every job of the batch carries: the configuration, the gradebook template, graders, supporting files."""
-    source = {name: data for name, data in files.read_folder(course.root, f"source/{assignment}", max_files=500,
-                                                             max_bytes=256 << 20).items()
-              if not name.endswith(".ipynb")}
+    """What every job of the batch carries: the configuration, the gradebook template, the graders, and the
+    assignment's source folder (its solution notebooks name the contract; nbgrader copies its other files)."""
+    source = files.read_folder(course.root, f"source/{assignment}", max_files=500, max_bytes=256 << 20)
     return {"assignment": assignment, "config": (course.root / "nbgrader_config.py").read_text(encoding="utf-8"),
             "overrides": tuple(course.overrides), "gradebook": template, "source_files": source,
             "definition": gradebook.assignment_digest(course, assignment),

@@ -1,7 +1,9 @@
 """Small bundled data sets for the assignments: generated on the fly, nothing is downloaded.
 
-Every generator is deterministic for a given ``seed`` and returns ``(X, y)`` with ``X`` a float32 tensor of
-shape (n, 2) and ``y`` an int64 tensor of shape (n,) holding class indices, both on the CPU.
+The point-cloud generators (moons, spirals) are deterministic for a given ``seed`` and return ``(X, y)`` with ``X``
+a float32 tensor of shape (n, 2) and ``y`` an int64 tensor of shape (n,) holding class indices, both on the CPU.
+The digits are scikit-learn's bundled scans, at 8x8 or upsampled to 16x16, with :func:`jitter` for shifted and
+rotated variants.
 """
 from __future__ import annotations
 
@@ -75,3 +77,42 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> tuple[torch.Tenso
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
     return X[train], y[train], X[test], y[test]
+
+
+def load_digits_16(test_fraction: float = 0.25, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """scikit-learn's digits upsampled to 16x16 (bilinear), split as :func:`load_digits` does.
+
+    Returns ``X_train, y_train, X_test, y_test``: images float32 of shape (n, 16, 16) in [0, 1], labels int64 (n,).
+    """
+    X_train, y_train, X_test, y_test = load_digits(test_fraction, seed)
+    return upsample(X_train, 16), y_train, upsample(X_test, 16), y_test
+
+
+def upsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (n, h, w) resized to (n, size, size) with bilinear interpolation (corners aligned), same dtype."""
+    import torch.nn.functional as F
+
+    return F.interpolate(images[:, None], size=(size, size), mode="bilinear", align_corners=True)[:, 0]
+
+
+def jitter(images: torch.Tensor, *, max_shift: int = 0, max_degrees: float = 0.0,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image (n, h, w) rotated by a random angle in [-max_degrees, max_degrees] about its centre, then shifted
+    by a random whole number of pixels in [-max_shift, max_shift] in each direction; uncovered pixels are 0.
+    Random numbers come from ``generator`` (a torch.Generator), so a seed gives the same images."""
+    import torch.nn.functional as F
+
+    n, h, w = images.shape
+    angles = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * math.radians(max_degrees)
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n, dtype=torch.float64)], dim=1),
+                         torch.stack([sin, cos, torch.zeros(n, dtype=torch.float64)], dim=1)], dim=1)
+    grid = F.affine_grid(theta.to(images.dtype), (n, 1, h, w), align_corners=False)
+    rotated = F.grid_sample(images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    shifted = torch.zeros_like(rotated)
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        shifted[i, yd, xd] = rotated[i, ys, xs]
+    return shifted

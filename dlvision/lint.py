@@ -9,7 +9,7 @@ import nbformat
 from dlvision.course import Course, CourseError, read_notebook
 from dlvision.grading.cells import declared_graders, is_hidden_grade_cell
 from dlvision.grading.runner import GraderError, collect_tests
-from dlvision.grading.submission import contract_names, extract
+from dlvision.grading.submission import contract_of, extract
 from dlvision.mutants import MutantError, read_mutants
 
 
@@ -55,6 +55,11 @@ def lint_assignment(course: Course, assignment: str) -> list[str]:
         target = cells_by_id.get(mutant.replaces)
         if target is None or not target.metadata.get("nbgrader", {}).get("solution"):
             problems.append(f"mutant {mutant.name}: 'replaces: {mutant.replaces}' is not a solution cell's grade_id.")
+        else:
+            try:
+                mutant.patched(target.source)
+            except MutantError as error:
+                problems.append(str(error))
         for cell_id in mutant.caught_by:
             if cell_id not in cells_by_id or not is_hidden_grade_cell(cells_by_id[cell_id]):
                 problems.append(f"mutant {mutant.name}: 'caught-by: {cell_id}' is not a hidden grade cell's grade_id.")
@@ -63,8 +68,9 @@ def lint_assignment(course: Course, assignment: str) -> list[str]:
 
 def _ungradable_solutions(nb) -> list[str]:
     """Why a solution's own code would not be graded (it uses what graded code may not), if it would not."""
-    contract = {c.metadata.nbgrader.grade_id: contract_names(c.source) for c in nb.cells
-                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    cells = {c.metadata.nbgrader.grade_id: c.source for c in nb.cells
+             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    contract = contract_of(cells, cells)
     graded = extract(nb.cells, contract, skip={i for i, c in enumerate(nb.cells) if is_hidden_grade_cell(c)})
     return sorted(set(graded.excluded.values()))
 
@@ -93,6 +99,8 @@ def _lint_hidden_cell(course: Course, assignment: str, where: str, cell, claimed
     except GraderError as error:
         return problems + [f"{where}: {error}"]
     problems += [f"{where}: {name} carries no @points." for name, pts, *_ in tests if pts is None]
+    problems += [f"{where}: {name} is a gpu test without @requires(<a CPU value test>); on the stand-in device it "
+                 "checks no values, so a hollow answer would pass it." for name, _, gpu, needs in tests if gpu and not needs]
     total = sum(pts or 0 for _, pts, *_ in tests)
     if abs(total - float(cell.metadata.nbgrader.get("points", 0))) > 1e-9:
         problems.append(f"{where} is worth {cell.metadata.nbgrader.get('points', 0)} points but its tests carry "

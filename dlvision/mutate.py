@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import nbformat
 
 from dlvision.grading.cells import declared_graders, is_hidden_grade_cell
-from dlvision.grading.submission import contract_names, extract
+from dlvision.grading.submission import contract_of, extract
 
 #: The factories whose dtype= and device= arguments the "factory" operator drops.
 FACTORIES = {"zeros", "ones", "empty", "full", "arange", "randn", "rand", "randint", "tensor", "eye", "linspace",
@@ -221,8 +221,7 @@ def solution_cells(nb: nbformat.NotebookNode) -> dict[str, str]:
             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
 
 
-def contract_of(release: nbformat.NotebookNode) -> dict[str, list[str]]:
-    return {grade_id: contract_names(source) for grade_id, source in solution_cells(release).items()}
+
 
 
 # --- a run ----------------------------------------------------------------------------------------------------------
@@ -248,7 +247,8 @@ def run(course, assignment: str, *, jobs: int, cells: set[str] | None = None,
         recorded = equivalents(course.root / "graders" / assignment / "EQUIVALENT_MUTANTS.md")
         for path in course.source_notebooks(assignment):
             source = read_notebook(path)
-            contract = contract_of(read_notebook(built / "release" / assignment / path.name))
+            contract = contract_of(solution_cells(read_notebook(built / "release" / assignment / path.name)),
+                                   solution_cells(source))
             affected = affected_cells(built, source, contract)
             mutants = [m for cell, text in solution_cells(source).items() if cells is None or cell in cells
                        for m in mutants_of(cell, text) if affected.get(cell)]

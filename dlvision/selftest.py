@@ -66,7 +66,7 @@ def selftest(course: Course, assignments: list[str], jobs: int,
             courses[assignment] = _built_copy(course, assignment, scratch / assignment)
             variants += _variants(course, assignment, courses[assignment])
         results = []
-        overrides = list(course.overrides)
+        overrides = [*course.overrides, "--TrustedExecute.gpu_stand_in=True"]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {(pool.submit(_grade_mutant, str(courses[v.assignment]), v.assignment, dict(v.notebooks),
                                     list(v.targets)) if v.kind == "mutant" else
@@ -145,8 +145,8 @@ def _grade_mutant(built: str, assignment: str, notebooks: dict, targets: list[st
     scores, reports = {}, {}
     for name, nb in notebooks.items():
         if built not in _DIRECT:
-            release = read_notebook(Path(built) / "release" / assignment / name)
-            _DIRECT[built] = DirectGrader(Path(built), release)
+            _DIRECT[built] = DirectGrader(Path(built), read_notebook(Path(built) / "release" / assignment / name),
+                                          read_notebook(Path(built) / "source" / assignment / name), stand_in=True)
             atexit.register(_DIRECT[built].close)
         try:
             graded = _DIRECT[built].grade(nbformat.from_dict(nb), only=set(targets))

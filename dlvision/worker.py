@@ -35,7 +35,7 @@ class GradingJob:
     gradebook: bytes                 # a SQLite gradebook holding only the assignment
     definition: str                  # a digest of the assignment as that gradebook defines it
     graders: dict[str, bytes]        # graders/<assignment>/..., by relative name
-    source_files: dict[str, bytes]   # the assignment's supporting files (source/<assignment>/, no notebooks)
+    source_files: dict[str, bytes]   # the assignment's source folder (source/<assignment>/)
     submission: dict[str, bytes]     # the submission's regular files, by relative name
 
     @functools.cached_property

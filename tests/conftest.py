@@ -1,9 +1,8 @@
 """A small course, built in each test that needs one: one assignment ("toy") with a function to write and a
-multiple-choice question, hidden graders for both, and two mutants."""
+multiple-choice question, hidden graders for both, and three mutants."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -84,6 +83,13 @@ def test_the_answer_is_b(student):
 '''
 
 
+#: square's mutants: (name, what it does, the line that replaces `return x * x`).
+MUTANTS = [("doubled", "doubles instead of squaring", "return 2 * x"),
+           ("detached", "a detached result kills the gradient", "return (x * x).detach()"),
+           ("cpu_zeros", "adds a tensor made on the CPU, wrong for CUDA inputs",
+            "return x * x + torch.zeros(x.shape, dtype=x.dtype)")]
+
+
 def nbgrader_cell(kind: str, source: str, grade_id: str, points: float = 0, **flags) -> nbformat.NotebookNode:
     """A code or markdown cell with nbgrader metadata."""
     meta = {"grade": False, "solution": False, "locked": False, "grade_id": grade_id, "schema_version": 3, **flags}
@@ -116,27 +122,10 @@ def make_toy_course(root: Path) -> Path:
     nbformat.write(toy_notebook(), root / "source" / "toy" / "toy.ipynb")
     (root / "graders" / "toy" / "test_square.py").write_text(GRADER)
     (root / "graders" / "toy" / "test_question.py").write_text(QUESTION_GRADER)
-    (root / "graders" / "toy" / "mutants" / "doubled.py").write_text(textwrap.dedent("""\
-        # mutant: doubles instead of squaring
-        # replaces: square
-        # caught-by: test_square
-        def square(x):
-            return 2 * x
-        """))
-    (root / "graders" / "toy" / "mutants" / "detached.py").write_text(textwrap.dedent("""\
-        # mutant: a detached result kills the gradient
-        # replaces: square
-        # caught-by: test_square
-        def square(x):
-            return (x * x).detach()
-        """))
-    (root / "graders" / "toy" / "mutants" / "cpu_zeros.py").write_text(textwrap.dedent("""\
-        # mutant: adds a tensor made on the CPU, wrong for CUDA inputs
-        # replaces: square
-        # caught-by: test_square
-        def square(x):
-            return x * x + torch.zeros(x.shape, dtype=x.dtype)
-        """))
+    for name, description, change in MUTANTS:
+        (root / "graders" / "toy" / "mutants" / f"{name}.diff").write_text(
+            f"# mutant: {description}\n# replaces: square\n# caught-by: test_square\n@@\n"
+            f"-    return x * x\n+    {change}\n")
     return root
 
 

@@ -66,14 +66,23 @@ def test_a_cell_graded_only_on_gpu_is_refused(toy_course):
     assert any("every test needs a GPU" in p for p in lint(toy_course))
 
 
+PATCH = "@@\n-    return x * x\n+    return x\n"
+
+
 @pytest.mark.parametrize("header, says", [
     ("# mutant: x\n# replaces: imports\n# caught-by: test_square\n", "not a solution cell"),
     ("# mutant: x\n# replaces: square\n# caught-by: square\n", "not a hidden grade cell"),
     ("# mutant: x\n", "lacks # replaces:"),
 ])
 def test_a_mutant_must_name_a_solution_cell_and_the_hidden_cells_that_catch_it(toy_course, header, says):
-    (toy_course / "graders" / "toy" / "mutants" / "odd.py").write_text(header + "def square(x):\n    return x\n")
+    (toy_course / "graders" / "toy" / "mutants" / "odd.diff").write_text(header + PATCH)
     assert any(says in p for p in lint(toy_course))
+
+
+def test_a_mutant_that_no_longer_applies_to_its_solution_fails_loudly(toy_course):
+    edit_notebook(toy_course, lambda nb: setattr(nb.cells[2], "source", nb.cells[2].source.replace(
+        "return x * x", "return x ** 2")))
+    assert any("mutant doubled no longer applies to cell 'square'" in p for p in lint(toy_course))
 
 
 def test_a_solution_that_graded_code_may_not_use_is_refused(toy_course):

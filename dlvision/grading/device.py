@@ -162,8 +162,10 @@ def tensors_in(value):
             yield from tensors_in(v)
 
 
-def expect_on_device(got, device: str, expected: torch.Tensor, *, name: str = "the result", hint: str = "") -> None:
-    """``got`` is ``expected`` on ``device``: values too on a real device; shape, dtype and device on the stand-in."""
+def expect_on_device(got, device: str, expected: torch.Tensor, *, name: str = "the result", hint: str = "",
+                     rtol: float | None = None, atol: float | None = None) -> None:
+    """``got`` is ``expected`` on ``device``: values too on a real device (within ``rtol``/``atol``); shape, dtype
+    and device on the stand-in."""
     import pytest
 
     from dlvision.checks import expect_close
@@ -179,7 +181,7 @@ def expect_on_device(got, device: str, expected: torch.Tensor, *, name: str = "t
             f"{name}: expected shape {tuple(expected.shape)} and {expected.dtype}, got {got.shape} and {got.dtype}.")
         return
     expect_close(got, expected.to(got.device if isinstance(got, torch.Tensor) and got.device.type == wanted else
-                                  device), name=name, hint=hint)
+                                  device), rtol=rtol, atol=atol, name=name, hint=hint)
 
 
 def expect_keeps_device(student, target, *args, hint: str = "", **kwargs) -> None:
@@ -190,9 +192,13 @@ def expect_keeps_device(student, target, *args, hint: str = "", **kwargs) -> Non
     the CPU, and nothing may be made on the notebook's global device). Only a device error or an output on the
     wrong device fails: the stand-in's verdicts come from the kernel, and cannot pass anything else.
     """
-    from dlvision.grading.student import StudentError
+    import inspect
+
+    from dlvision.grading.student import GraderError, StudentError
 
     label = target if isinstance(target, str) else target.__name__
+    if not isinstance(target, str) and "device" not in inspect.signature(target).parameters:
+        raise GraderError(f"the scenario {label} passed to expect_keeps_device must take a device= parameter.")
     runs = [("cuda", False, "its inputs are on a CUDA device")]
     if not torch.cuda.is_available():
         runs.append(("cpu", True, "it runs on a machine with a GPU, with its inputs on the CPU"))

@@ -17,17 +17,18 @@ from dlvision.grading.grading_kernel import GradingKernel
 from dlvision.grading.runner import grade_cell
 from dlvision.grading.sandbox import SandboxedKernelManager
 from dlvision.grading.student import Student
-from dlvision.grading.submission import contract_names, extract
+from dlvision.grading.submission import contract_of, extract
 
 
 class DirectGrader:
-    """Grades notebooks of one assignment. ``release``: the released notebook (its stubs give the contract)."""
+    """Grades notebooks of one assignment. ``release`` and ``source``: its released and source notebooks (their
+    stubs and solutions give the contract)."""
 
-    def __init__(self, course_root: Path, release: nbformat.NotebookNode, *, call_timeout: float = 30,
-                 budget: float = 300, stand_in: bool = False, max_reply_bytes: int = 256 << 20):
+    def __init__(self, course_root: Path, release: nbformat.NotebookNode, source: nbformat.NotebookNode, *,
+                 call_timeout: float = 30, budget: float = 300, stand_in: bool = False,
+                 max_reply_bytes: int = 256 << 20):
         self.course_root = Path(course_root)
-        self.contract = {c.metadata.nbgrader.grade_id: contract_names(c.source) for c in release.cells
-                         if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+        self.contract = contract_of(_solution_cells(release), _solution_cells(source))
         self.stand_in = stand_in
         self._settings = dict(call_timeout=call_timeout, budget=budget, max_reply_bytes=max_reply_bytes)
         self._kernel: GradingKernel | None = None
@@ -54,3 +55,8 @@ class DirectGrader:
         if self._kernel is not None:
             self._kernel.shutdown()
             self._kernel = None
+
+
+def _solution_cells(nb: nbformat.NotebookNode) -> dict[str, str]:
+    return {c.metadata.nbgrader.grade_id: c.source for c in nb.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}

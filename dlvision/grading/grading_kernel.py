@@ -111,9 +111,8 @@ class GradingKernel:
             raise StudentError("the time budget for grading this submission ran out before this check "
                                "(earlier calls into your code took too long).")
         nonce = secrets.token_hex(16)
-        request = wire.encode({"kind": kind, "name": name, "args": tuple(args), "kwargs": dict(kwargs or {}),
-                               "nonce": nonce, **extra})
-        return self._exchange(f"{KERNEL_SIDE}.serve({request!r})", nonce, limit)
+        request = wire.encode({"kind": kind, "name": name, "args": tuple(args), "kwargs": dict(kwargs or {}), **extra})
+        return self._exchange(f"{KERNEL_SIDE}.serve({request!r}, {nonce!r})", nonce, limit)
 
     def _exchange(self, code: str, nonce: str, limit: float, reload: bool = True):
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
@@ -156,6 +155,8 @@ class GradingKernel:
                                "strings, or lists, tuples and dicts of them.")
         if not reply.get("ok"):
             error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            if error.get("type") == "dlvision.RequestError":  # the kernel side could not read the grader's request
+                raise GraderError(f"a grader's request could not be read in the grading kernel: {error.get('message')}")
             raise StudentError("your code raised an error.", error)
         try:
             return wire.decode(reply.get("payload"), self.max_reply_bytes)

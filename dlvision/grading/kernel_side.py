@@ -97,21 +97,25 @@ def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
     return __import__(name, globals, locals, fromlist, level)
 
 
-def serve(request: str) -> None:
+def serve(request: str, nonce: str) -> None:
     """Carry out one request and publish the reply, tagged with the request's nonce."""
-    decoded = wire.decode(request, 1 << 30, max_elements=1 << 40)
+    try:
+        decoded = wire.decode(request, 1 << 30, max_elements=1 << 40, max_string_chars=None)
+    except wire.WireError as error:
+        _publish(nonce, {"ok": False, "error": {"type": "dlvision.RequestError", "message": str(error), "frames": []}})
+        return
     try:
         _reset_torch()
         result = _plain(_carry_out(decoded))
     except BaseException as error:  # noqa: BLE001 - every failure of student code is reported, not raised
-        _publish(decoded["nonce"], {"ok": False, "error": describe(error)})
+        _publish(nonce, {"ok": False, "error": describe(error)})
         return
     try:
         reply = {"ok": True, "payload": wire.encode(result)}
     except Exception:  # noqa: BLE001 - torch.save refuses what is not plain data
         culprit = type(_not_plain(result))
         reply = {"ok": False, "unreadable": f"{culprit.__module__}.{culprit.__qualname__}"}
-    _publish(decoded["nonce"], reply)
+    _publish(nonce, reply)
 
 
 def _publish(nonce: str, reply: dict) -> None:

@@ -34,7 +34,8 @@ from dlvision.grading.runner import grade_cell
 from dlvision.grading.sandbox import MessageTooLarge, SandboxedKernelManager
 from dlvision.grading.scoring import SKIPPED_POLICIES
 from dlvision.grading.student import Student
-from dlvision.grading.submission import contract_names, extract
+from dlvision.course import CourseError, read_notebook
+from dlvision.grading.submission import contract_of, extract
 
 KERNEL_RESTARTED = ("The kernel was restarted: this cell {why}. Everything defined before it is lost, so "
                     "later cells run in a fresh kernel.")
@@ -103,19 +104,31 @@ class TrustedExecute(Execute):
         return self.kernel_manager_class(kernel_name="python3", config=self.config)
 
     def _contract(self, nb, resources) -> dict[str, list[str]]:
-        """``{solution cell grade id: its contract names}``: the names each released stub defines (from the
-        gradebook; from the notebook itself where there is none, as in the harness's own tests)."""
+        """``{solution cell grade id: its contract names}`` (see submission.contract_of), from the released stubs
+        in the gradebook and the solutions in the course's source notebook; from the notebook itself where there
+        is no gradebook, as in the harness's own tests."""
         info = resources.get("nbgrader", {})
         if info.get("db_url"):
             try:
                 with Gradebook(info["db_url"]) as gb:
                     source_nb = gb.find_notebook(info["notebook"], info["assignment"])
                     solutions = {c.name for c in source_nb.solution_cells}
-                    return {c.name: contract_names(c.source) for c in source_nb.source_cells
-                            if c.name in solutions and c.cell_type == "code"}
+                    stubs = {c.name: c.source for c in source_nb.source_cells
+                             if c.name in solutions and c.cell_type == "code"}
+                return contract_of(stubs, self._solutions(info["assignment"], info["notebook"]))
             except MissingEntry:
                 pass
-        return {c.metadata.nbgrader.grade_id: contract_names(c.source) for c in nb.cells
+        cells = {c.metadata.nbgrader.grade_id: c.source for c in nb.cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+        return contract_of(cells, cells)
+
+    def _solutions(self, assignment: str, notebook: str) -> dict[str, str]:
+        """The source notebook's solution cells (empty if it cannot be read)."""
+        try:
+            nb = read_notebook(Path(self.course_root) / "source" / assignment / f"{notebook}.ipynb")
+        except CourseError:
+            return {}
+        return {c.metadata.nbgrader.grade_id: c.source for c in nb.cells
                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
 
     # --- student cells, in the notebook kernel -------------------------------------------------------------

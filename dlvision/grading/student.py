@@ -15,7 +15,7 @@ from dlvision.grading.device import from_wire
 from dlvision.grading.grading_kernel import GraderError, GradingKernel, StudentError
 from dlvision.grading.report import describe_error
 
-__all__ = ["Student", "StudentError"]
+__all__ = ["GraderError", "Student", "StudentError"]
 
 
 class Student:

@@ -87,6 +87,13 @@ def contract_names(stub_source: str) -> list[str]:
                    for n in _bound_names(node)})
 
 
+def contract_of(stubs: dict[str, str], solutions: dict[str, str]) -> dict[str, list[str]]:
+    """``{solution cell: its contract names}``: the names its released stub defines or, for a cell whose stub
+    defines none (a multiple-choice ``answer`` whose stub only raises), the names its solution defines. A
+    solution's helpers are not contract names, so a student's helper of the same name may live in any cell."""
+    return {cell: contract_names(stub) or contract_names(solutions.get(cell, "")) for cell, stub in stubs.items()}
+
+
 def extract(cells: list[dict], contract: dict[str, list[str]], skip: set[int] = frozenset()) -> GradedCode:
     """The graded code of a notebook.
 

@@ -35,8 +35,11 @@ def encode(value) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def decode(text: str, max_bytes: int, max_elements: int = MAX_ELEMENTS) -> object:
-    """Decode base64 text made by :func:`encode`, safely and within bounds; raise WireError otherwise."""
+def decode(text: str, max_bytes: int, max_elements: int = MAX_ELEMENTS,
+           max_string_chars: int | None = MAX_STRING_CHARS) -> object:
+    """Decode base64 text made by :func:`encode`, safely and within bounds; raise WireError otherwise.
+
+    ``max_string_chars`` bounds every string (None: no bound, for the trusted side's own requests)."""
     if not isinstance(text, str):
         raise WireError(f"expected base64 text, got {type(text).__name__}")
     if len(text) > (max_bytes * 4) // 3 + 4:
@@ -50,8 +53,7 @@ def decode(text: str, max_bytes: int, max_elements: int = MAX_ELEMENTS) -> objec
         value = torch.load(io.BytesIO(raw), weights_only=True)
     except Exception as error:  # the safe unpickler refuses anything that is not plain data
         raise WireError(f"not plain data ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
-    budget = [max_elements]
-    return _owned(value, budget, depth=0)
+    return _owned(value, [max_elements], 0, max_string_chars)
 
 
 def _check_archive(raw: bytes, max_bytes: int) -> None:
@@ -72,7 +74,7 @@ def _check_archive(raw: bytes, max_bytes: int) -> None:
         raise WireError(f"the reply unpacks to more than {max_bytes:,} bytes")
 
 
-def _owned(value, budget: list[int], depth: int):
+def _owned(value, budget: list[int], depth: int, max_chars: int | None):
     """A copy of ``value`` the trusted side owns: dense contiguous tensors, bounded strings and nesting."""
     if depth > 32:
         raise WireError("the reply is nested more than 32 levels deep")
@@ -84,14 +86,15 @@ def _owned(value, budget: list[int], depth: int):
             raise WireError(f"the reply holds more than {MAX_ELEMENTS:,} tensor elements")
         return value.detach().clone(memory_format=torch.contiguous_format)
     if isinstance(value, str):
-        if len(value) > MAX_STRING_CHARS:
-            raise WireError(f"a string of {len(value):,} characters (at most {MAX_STRING_CHARS:,})")
+        if max_chars is not None and len(value) > max_chars:
+            raise WireError(f"a string of {len(value):,} characters (at most {max_chars:,})")
         return str(value)
     if isinstance(value, (list, tuple)):
-        items = [_owned(v, budget, depth + 1) for v in value]
+        items = [_owned(v, budget, depth + 1, max_chars) for v in value]
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
-        return {_owned(k, budget, depth + 1): _owned(v, budget, depth + 1) for k, v in value.items()}
+        return {_owned(k, budget, depth + 1, max_chars): _owned(v, budget, depth + 1, max_chars)
+                for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float, complex, torch.dtype, torch.device, torch.Size)):
         return value
     raise WireError(f"a value of type {type(value).__name__}")

@@ -7,7 +7,7 @@ which every Sobel sum is exact in float32, so the default tolerances apply uncha
 import torch
 import torch.nn.functional as F
 
-from dlvision.grading import expect_close, expect_implemented_without, gpu, points, requires
+from dlvision.grading import expect_close, expect_implemented_without, expect_on_device, gpu, points, requires
 
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
 SOBEL_Y = SOBEL_X.T.contiguous()
@@ -41,12 +41,6 @@ BORDER_HINT = ("Pixels outside the image count as 0: build a zero tensor of shap
 def gradients_of_each(batches):
     """image_gradients of each batch, in one round trip."""
     return [image_gradients(images) for images in batches]
-
-
-def gradients_on(device, images):
-    """image_gradients of images moved to `device`: the devices of gx and gy, and their values on the CPU."""
-    gx, gy = image_gradients(images.to(device))
-    return {"devices": [gx.device.type, gy.device.type], "gx": gx.cpu(), "gy": gy.cpu()}
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -143,13 +137,13 @@ def test_image_gradients_do_not_call_a_convolution(student):
 
 @gpu
 @points(1)
-def test_image_gradients_keep_tensors_on_the_gpu(student):
+@requires("test_image_gradients_match_sobel_in_float64")
+def test_image_gradients_keep_tensors_on_the_gpu(student, device):
     """for images on cuda, gx and gy are cuda tensors with the right values"""
     images = torch.randint(0, 256, (2, 9, 7), generator=torch.Generator().manual_seed(6)).to(torch.float32)
-    facts = student.run(gradients_on, "cuda", images)
-    assert facts["devices"] == ["cuda", "cuda"], (
-        f"image_gradients returned tensors on {facts['devices']} for images on cuda. Create the padded tensor "
-        "with device=images.device (and dtype=images.dtype), so that everything stays where the input is.")
+    gx, gy = student.on(device).image_gradients(images)
     ref_x, ref_y = reference(images)
-    expect_close(facts["gx"], ref_x, name="gx computed on cuda", hint=CONVENTION_HINT)
-    expect_close(facts["gy"], ref_y, name="gy computed on cuda", hint=CONVENTION_HINT)
+    hint = ("Create the padded tensor with device=images.device (and dtype=images.dtype), so that everything "
+            "stays where the input is.")
+    expect_on_device(gx, device, ref_x, name="gx computed on cuda", hint=hint)
+    expect_on_device(gy, device, ref_y, name="gy computed on cuda", hint=hint)
