@@ -3,6 +3,8 @@
 Every setting here can be changed for one run without touching code, e.g.
 ``dlvision autograde ch02_neurons --TrustedExecute.timeout=60`` or ``nbgrader autograde ... --Class.trait=value``.
 """
+import os
+
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearMarkScheme,
@@ -17,6 +19,16 @@ c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
 c.CourseDirectory.course_id = "dlvision"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.CourseDirectory.solution_directory = "solutions"
+# nbgrader's exchange (release, fetch, submit, collect, feedback): a folder of the course's own, so that no system
+# folder (and no root) is needed. Students' configurations name the same folder (README, "Using it").
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+# nbgrader zip_collect of an LMS download (downloaded/<assignment>/archive/*.zip). Canvas names each file
+# "<lastfirst>[_LATE]_<canvas user id>_<submission id>_<notebook>[-<n>].ipynb"; the first field is the student id
+# here (use the same ids in the gradebook, or take <canvas user id> instead). The pattern is matched against the
+# file's whole path. Unknown notebook names are skipped.
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9]+)(?:_LATE)?_\d+_\d+_(?P<file_id>[A-Za-z0-9_.]+?)(?:-\d+)?\.ipynb$")
+c.ZipCollectApp.strict = True
 
 # Sanitizing: nbgrader's steps, with every cell first given the role the gradebook records for it.
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreGradeCells,

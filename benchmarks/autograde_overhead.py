@@ -1,9 +1,11 @@
-"""What dlvision's trusted grading costs per submission, against plain `nbgrader autograde` of the same notebook.
+"""The price of trust: dlvision's autograde of a submission against plain `nbgrader autograde` doing the same work.
 
-Builds the assignment twice in scratch courses, one with the course's nbgrader_config.py (sandboxed kernel,
-trusted graders) and one with nbgrader's stock Execute (hidden cells run as plain code), submits the solution
-as several students, and times both autograde runs interleaved, one student at a time. Prints the medians and
-their ratio; no threshold is asserted here.
+Builds the assignment twice in scratch courses. One has the course's nbgrader_config.py: student code in a
+sandboxed kernel, the same graders on the trusted side in a grading kernel of its own. The other has nbgrader's
+stock configuration, and each hidden cell runs the same graders inside the student's own kernel, on the live
+notebook namespace (benchmarks/in_kernel_grading.py: the untrusted way). Submits the solution as several
+students and times both autograde runs interleaved, one student at a time. Prints the medians and their ratio
+(the goal is at most 1.3); no threshold is asserted here.
 
     .venv/bin/python benchmarks/autograde_overhead.py [ASSIGNMENT] [--students N]
 """
@@ -19,12 +21,37 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+from nbgrader.api import Gradebook
+
+from dlvision.grading.cells import declared_graders, is_hidden_grade_cell
+
 REPO = Path(__file__).resolve().parents[1]
 PLAIN_CONFIG = '''
 c = get_config()
 c.CourseDirectory.course_id = "dlvision-plain"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+c.Execute.timeout = 600
 '''
+#: A hidden cell of the plain course: the same graders, run in the student's kernel.
+IN_KERNEL = '''### BEGIN HIDDEN TESTS
+{declaration}
+import sys
+sys.path.insert(0, {benchmarks!r})
+from in_kernel_grading import grade_here
+grade_here({root!r}, {grade_id!r}, globals())
+### END HIDDEN TESTS'''
+
+
+def grade_in_kernel(notebook: Path, root: Path) -> None:
+    """Rewrite the hidden cells of a source notebook to run their graders in the student's kernel."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if is_hidden_grade_cell(cell):
+            declaration = "# graders: " + " ".join(declared_graders(cell))
+            cell.source = IN_KERNEL.format(declaration=declaration, benchmarks=str(REPO / "benchmarks"),
+                                           root=str(root), grade_id=cell.metadata.nbgrader.grade_id)
+    nbformat.write(nb, notebook)
 
 
 def make_course(root: Path, assignment: str, config: str | None, students: int) -> None:
@@ -35,6 +62,8 @@ def make_course(root: Path, assignment: str, config: str | None, students: int) 
         shutil.copy(REPO / "nbgrader_config.py", root)
     else:
         (root / "nbgrader_config.py").write_text(config)
+        for notebook in (root / "source" / assignment).glob("*.ipynb"):
+            grade_in_kernel(notebook, root)
     nbgrader(root, "generate_assignment", assignment, "--force")
     for i in range(students):
         folder = root / "submitted" / f"student{i}" / assignment
@@ -65,6 +94,11 @@ def main() -> None:
             for kind in ("plain", "dlvision"):
                 times[kind].append(nbgrader(scratch / kind, "autograde", args.assignment, "--student",
                                             f"student{i}", "--force"))
+        for kind in ("plain", "dlvision"):  # the same work: both must have graded the solution to full marks
+            with Gradebook(f"sqlite:///{scratch / kind / 'gradebook.db'}") as gb:
+                scores = {(s.student.id, s.code_score, s.max_code_score)
+                          for s in gb.assignment_submissions(args.assignment)}
+            assert all(score == maximum for _, score, maximum in scores), (kind, scores)
         plain, ours = statistics.median(times["plain"]), statistics.median(times["dlvision"])
         print(f"{args.assignment}, {args.students} submissions, median seconds per submission:")
         print(f"  plain nbgrader autograde : {plain:6.1f} s  {['%.1f' % t for t in times['plain']]}")

@@ -47,13 +47,14 @@ _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one operation on one student's submission came to."""
+    """What one operation on one student's submission came to (``totals``: its points, auto apart from by hand)."""
 
     student: str
     ok: bool
     score: float | None = None
     max_score: float | None = None
     message: str = ""
+    totals: gradebook.Totals | None = None
 
 
 def build(course: Course, assignments: list[str]) -> None:
@@ -149,10 +150,11 @@ def _graded_before(course: Course, assignment: str, job: GradingJob) -> Outcome 
                                                4096, root=course.root))
         if marker.get("key") != job.key:
             return None
-        score, max_score = gradebook.submission_score(course, assignment, job.student)
+        totals = gradebook.submission_totals(course, assignment, job.student)
     except (OSError, ValueError, MissingEntry):
         return None
-    return Outcome(job.student, True, score, max_score, "unchanged since it was graded; skipped (--force regrades)")
+    return Outcome(job.student, True, totals.total, totals.total_max,
+                   "unchanged since it was graded; skipped (--force regrades)", totals)
 
 
 def _assignment_template(course: Course, assignment: str) -> bytes:
@@ -213,8 +215,7 @@ def record(course: Course, assignment: str, result: GradingResult, key: str | No
     except CourseError as error:
         return Outcome(result.student, False, message=f"the autograded notebook could not be read back: {error}")
     contents = {f"{name}.ipynb": text.encode("utf-8") for name, text in result.notebooks.items()}
-    if result.timestamp:
-        contents["timestamp.txt"] = result.timestamp.encode()
+    contents.update(result.exchange_files)
     if key:
         contents[GRADED_MARKER] = json.dumps({"key": key}).encode()
     staged = files.stage_folder(course.root, f"autograded/{result.student}/{assignment}", contents)
@@ -225,8 +226,8 @@ def record(course: Course, assignment: str, result: GradingResult, key: str | No
         return Outcome(result.student, False, message=f"the gradebook could not be updated ({type(error).__name__}: "
                                                       f"{str(error).splitlines()[0][:200] if str(error) else ''}).")
     staged.commit()
-    score, max_score = gradebook.submission_score(course, assignment, result.student)
-    return Outcome(result.student, True, score, max_score)
+    totals = gradebook.submission_totals(course, assignment, result.student)
+    return Outcome(result.student, True, totals.total, totals.total_max, totals=totals)
 
 
 def feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Outcome]:
@@ -257,7 +258,8 @@ def cell_scores(course: Course, assignment: str, student: str) -> dict[str, tupl
 
 
 def grades(course: Course) -> list[dict]:
-    """One row per student and assignment: ``student, assignment, score, max_score`` (score None if missing)."""
+    """One row per student and assignment: ``student, assignment, score, max_score`` (score None if missing), and
+    the points auto-graded, graded by hand, and still to grade by hand."""
     if not gradebook.exists(course):
         raise CourseError(f"there is no gradebook at {gradebook.db_url(course)}: run `dlvision build` first.")
     rows = []
@@ -265,12 +267,23 @@ def grades(course: Course) -> list[dict]:
         for assignment in gb.assignments:
             for student in gb.students:
                 try:
-                    score = gb.find_submission(assignment.name, student.id).score
+                    totals = gradebook.totals_of(gb.find_submission(assignment.name, student.id))
                 except MissingEntry:
-                    score = None
-                rows.append({"student": student.id, "assignment": assignment.name, "score": score,
-                             "max_score": assignment.max_score})
-    return rows
+                    totals = None
+                rows.append({"student": student.id, "assignment": assignment.name,
+                             "score": totals.total if totals else None, "max_score": assignment.max_score,
+                             "auto": totals.auto if totals else None, "auto_max": totals.auto_max if totals else None,
+                             "by_hand": totals.by_hand if totals else None,
+                             "by_hand_max": totals.by_hand_max if totals else None,
+                             "to_grade_by_hand": totals.to_grade if totals else None})
+    return sorted(rows, key=lambda row: (row["student"], row["assignment"]))
+
+
+def student_names(course: Course) -> dict[str, str]:
+    """``{student id: "Last, First"}`` for the students whose names the gradebook holds."""
+    with gradebook.open_gradebook(course) as gb:
+        return {s.id: ", ".join(n for n in (s.last_name, s.first_name) if n) for s in gb.students
+                if s.last_name or s.first_name}
 
 
 def _check(result: dict, doing: str) -> None:

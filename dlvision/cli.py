@@ -6,6 +6,7 @@ arguments, e.g. ``dlvision autograde ch02_neurons --TrustedExecute.timeout=60``.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 import time
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dlvision import api, demo as demo_course, mutate as mutations, selftest as selftests
+from dlvision import api, class_report, demo as demo_course, lms, mutate as mutations, selftest as selftests
 from dlvision.course import Course, CourseError
 from dlvision.parallel import ParallelGrading
 
@@ -115,15 +116,42 @@ def feedback(ctx, args, students):
 @main.command(context_settings=SETTINGS)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[--Class.trait=value]...")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Also write the grades here.")
+@click.option("--canvas", "canvas_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write Canvas's gradebook import file here.")
 @click.pass_context
-def grades(ctx, args, csv_path):
-    """Print the gradebook: one row per student and assignment."""
+def grades(ctx, args, csv_path, canvas_path):
+    """Print the gradebook: one row per student and assignment, auto-graded and graded by hand apart."""
     course, _ = _course(ctx, args)
     rows = api.grades(course)
     _grades_table(rows)
     if csv_path:
-        _write_csv(Path(csv_path), rows)
+        _write_text(Path(csv_path), _csv_text(rows))
         console.print(f"wrote {len(rows)} rows to {csv_path}")
+    if canvas_path:
+        _write_text(Path(canvas_path), lms.canvas_csv(rows, api.student_names(course)))
+        console.print(f"wrote Canvas's import file to {canvas_path} (students matched on SIS Login ID)")
+
+
+@main.command(context_settings=SETTINGS)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="ASSIGNMENT [--Class.trait=value]...")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Where to write the HTML report (default: reports/<ASSIGNMENT>.html in the course).")
+@click.pass_context
+def report(ctx, args, output):
+    """What the class got wrong: an HTML report (totals, cells, each test's failure rate and messages)."""
+    course, names = _course(ctx, args)
+    [assignment] = course.check_assignments(_one(names, "ASSIGNMENT"))
+    result = class_report.collect(course, assignment)
+    path = Path(output) if output else course.root / "reports" / f"{assignment}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    class_report.write(result, path)
+    table = Table(title=f"{assignment}: most failed grader tests ({result.students} submissions)")
+    for column in ("cell", "test", "failed", "most frequent message (numbers as #)"):
+        table.add_column(column)
+    for row in class_report.summary_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"report: {path}")
 
 
 @main.command(context_settings=SETTINGS)
@@ -242,27 +270,39 @@ def _outcome_table(title: str, outcomes: list[api.Outcome]) -> None:
     for column in ("student", "status", "score", "notes"):
         table.add_column(column)
     for o in outcomes:
-        table.add_row(o.student, "[green]ok[/]" if o.ok else "[red]failed[/]",
-                      f"{o.score:g} / {o.max_score:g}" if o.score is not None else "", o.message)
+        score = str(o.totals) if o.totals else (f"{o.score:g} / {o.max_score:g}" if o.score is not None else "")
+        table.add_row(o.student, "[green]ok[/]" if o.ok else "[red]failed[/]", score, o.message)
     console.print(table)
 
 
 def _grades_table(rows: list[dict]) -> None:
-    table = Table(title="Gradebook")
-    for column in ("student", "assignment", "score", "max"):
+    table = Table(title="Gradebook (auto-graded and graded by hand apart)")
+    for column in ("student", "assignment", "auto", "by hand", "total", "to grade by hand"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["student"], row["assignment"], "missing" if row["score"] is None else f"{row['score']:g}",
-                      f"{row['max_score']:g}")
+        if row["score"] is None:
+            table.add_row(row["student"], row["assignment"], "missing", "", f"- / {row['max_score']:g}", "")
+            continue
+        graded_by_hand = row["by_hand_max"] - row["to_grade_by_hand"]
+        table.add_row(row["student"], row["assignment"], f"{row['auto']:g} / {row['auto_max']:g}",
+                      f"{row['by_hand']:g} / {graded_by_hand:g}" if graded_by_hand else "-",
+                      f"{row['score']:g} / {row['max_score']:g}",
+                      f"{row['to_grade_by_hand']:g} pt" if row["to_grade_by_hand"] else "")
     console.print(table)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _csv_text(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["student", "assignment"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
     """Write atomically: a partly written file never replaces a good one."""
     with tempfile.NamedTemporaryFile("w", newline="", dir=path.parent or ".", delete=False, suffix=".tmp") as tmp:
-        writer = csv.DictWriter(tmp, fieldnames=["student", "assignment", "score", "max_score"])
-        writer.writeheader()
-        writer.writerows(rows)
+        tmp.write(text)
     os.replace(tmp.name, path)
 
 

@@ -73,6 +73,11 @@ class Course:
 def nbgrader_api(course: Course) -> NbGraderAPI:
     """nbgrader's API for the course, with its configuration and this run's settings."""
     config = course.config()
+    exchange = Path(config.Exchange.root) if "root" in config.Exchange else None
+    if exchange and not exchange.exists():
+        # nbgrader's documented set-up: everyone may write (students submit into it), sticky like /tmp.
+        exchange.mkdir(parents=True)
+        exchange.chmod(0o1777)
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 

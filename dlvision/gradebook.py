@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from unittest import mock
@@ -142,6 +143,58 @@ def save(course: Course, assignment: str, student: str, notebooks: dict[str, nbf
                                       "db_url": db_url(course)}}
             for step in (SaveAutoGrades(config=config), AssignLatePenalties(config=config)):
                 nb, resources = step.preprocess(nb, resources)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A submission's points, auto-graded apart from graded by hand, and what is still to grade by hand."""
+
+    auto: float
+    auto_max: float
+    by_hand: float
+    by_hand_max: float
+    to_grade: float   # points of the cells still to grade by hand
+
+    @property
+    def total(self) -> float:
+        return self.auto + self.by_hand
+
+    @property
+    def total_max(self) -> float:
+        return self.auto_max + self.by_hand_max
+
+    def __str__(self) -> str:
+        text = f"{self.auto:g} / {self.auto_max:g} auto"
+        if self.by_hand_max:
+            graded = self.by_hand_max - self.to_grade
+            if graded:
+                text += f" + {self.by_hand:g} / {graded:g} by hand"
+            if self.to_grade:
+                text += f", {self.to_grade:g} to grade by hand"
+        return text
+
+
+def totals_of(submission) -> Totals:
+    """The Totals of an nbgrader SubmittedAssignment: written answers (markdown cells) and cells without an
+    automatic score are graded by hand; a TA's manual score of an auto-graded cell replaces its automatic one."""
+    auto = auto_max = hand = hand_max = to_grade = 0.0
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            if grade.cell.cell_type == "markdown" or grade.auto_score is None:
+                hand_max += grade.max_score
+                if grade.manual_score is None:
+                    to_grade += grade.max_score
+                else:
+                    hand += grade.manual_score
+            else:
+                auto_max += grade.max_score
+                auto += grade.score or 0.0
+    return Totals(auto, auto_max, hand, hand_max, to_grade)
+
+
+def submission_totals(course: Course, assignment: str, student: str) -> Totals:
+    with open_gradebook(course) as gb:
+        return totals_of(gb.find_submission(assignment, student))
 
 
 def submission_score(course: Course, assignment: str, student: str) -> tuple[float, float]:

@@ -22,6 +22,9 @@ from dlvision.grading import files
 
 #: Bounds on what an autograded submission may hold when it is read back (notebooks with their plots).
 MAX_AUTOGRADED_FILES, MAX_AUTOGRADED_BYTES = 50, 200 << 20
+#: nbgrader's exchange files, copied from the submission: the only files besides the notebooks that come back
+#: (feedback is released under the submission's secret, late penalties use its timestamp).
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class GradingResult:
     ok: bool
     message: str = ""
     notebooks: dict[str, str] = field(default_factory=dict)   # notebook name -> autograded notebook (JSON)
+    exchange_files: dict[str, bytes] = field(default_factory=dict)  # see EXCHANGE_FILES
     scores: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # grade id -> (score, max)
     timestamp: str | None = None
     seconds: float = 0.0
@@ -82,13 +86,14 @@ def grade(job: GradingJob) -> GradingResult:
                                        max_files=MAX_AUTOGRADED_FILES, max_bytes=MAX_AUTOGRADED_BYTES)
         notebooks = {name.removesuffix(".ipynb"): data.decode("utf-8") for name, data in autograded.items()
                      if name.endswith(".ipynb") and "/" not in name}
+        exchange_files = {name: data[:4096] for name, data in autograded.items() if name in EXCHANGE_FILES}
         with api.gradebook as gb:
             submission = gb.find_submission(job.assignment, job.student)
             scores = {grade.name: (grade.auto_score, grade.max_score)
                       for notebook in submission.notebooks for grade in notebook.grades}
             timestamp = submission.timestamp.isoformat() if submission.timestamp else None
-        return GradingResult(job.student, True, notebooks=notebooks, scores=scores, timestamp=timestamp,
-                             seconds=time.perf_counter() - start)
+        return GradingResult(job.student, True, notebooks=notebooks, exchange_files=exchange_files, scores=scores,
+                             timestamp=timestamp, seconds=time.perf_counter() - start)
     except Exception as error:  # noqa: BLE001 - one broken submission never stops a batch
         return GradingResult(job.student, False, f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
                              if str(error) else type(error).__name__, seconds=time.perf_counter() - start)

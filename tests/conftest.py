@@ -115,7 +115,7 @@ def toy_notebook() -> nbformat.NotebookNode:
 
 
 def make_toy_course(root: Path) -> Path:
-    """An unbuilt course folder at ``root`` with the toy assignment, its graders and two mutants."""
+    """An unbuilt course folder at ``root`` with the toy assignment, its graders and three mutants."""
     (root / "source" / "toy").mkdir(parents=True)
     (root / "graders" / "toy" / "mutants").mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", root)

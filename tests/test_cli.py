@@ -71,4 +71,5 @@ def test_grades_csv_lists_every_student(toy_course, tmp_path):
     code, output = run("--course", toy_course, "grades", "--csv", tmp_path / "grades.csv")
     assert code == 0, output
     assert (tmp_path / "grades.csv").read_text().splitlines() == [
-        "student,assignment,score,max_score", "ada,toy,7.0,7.0", "bo,toy,0.0,7.0"]
+        "student,assignment,score,max_score,auto,auto_max,by_hand,by_hand_max,to_grade_by_hand",
+        "ada,toy,7.0,7.0,7.0,7.0,0.0,0.0,0.0", "bo,toy,0.0,7.0,0.0,7.0,0.0,0.0,0.0"]

@@ -58,3 +58,12 @@ def test_a_message_quoting_the_grader_code_is_removed_but_its_hints_stay(tmp_pat
 def test_a_report_is_capped():
     results = [TestResult(f"test {i}", 1, "failed", "x" * 1000) for i in range(100)]
     assert len(format_report(results, 0, 100)) < MAX_REPORT_CHARS + 200
+
+
+def test_a_quote_of_the_students_own_line_stays_even_if_a_grader_has_the_same_line(tmp_path):
+    grader = tmp_path / "test_x.py"
+    grader.write_text("def reference(magnitude, weights):\n    votes = magnitude[..., None] * weights.clamp(min=0)\n")
+    own = "def hog(m, w):\n    votes = magnitude[..., None] * weights.clamp(min=0)\n    return votes"
+    message = "cell 'hog', line 2: votes = magnitude[..., None] * weights.clamp(min=0)"
+    assert Redactor([grader], known=own)(message) == message
+    assert "removed" in Redactor([grader])(message)

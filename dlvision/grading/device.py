@@ -23,6 +23,7 @@ import types
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 #: The key of the plain-data description of a fake tensor that crosses the wire.
 STAND_IN = "__dlvision_stand_in__"
@@ -52,7 +53,8 @@ def on_stand_in(resolve, args: tuple, kwargs: dict, *, device: str | None, gpu_m
     from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, \
         FakeTensorMode, UnsupportedOperatorException
 
-    with _pretend_cuda(gpu_machine), _fake_parameter_moves(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+    with _pretend_cuda(gpu_machine), _fake_parameter_moves(), FakeTensorMode(allow_non_fake_inputs=True) as mode, \
+            _IndexDevices():
         moved = _map(lambda t: mode.from_tensor(t).to(device) if device else mode.from_tensor(t), (args, kwargs))
         try:
             return _describe(resolve()(*moved[0], **moved[1]))
@@ -67,6 +69,21 @@ def on_stand_in(resolve, args: tuple, kwargs: dict, *, device: str | None, gpu_m
             if "cuda" in text.lower() or "Context" in text or "driver" in text:
                 return {STAND_IN: "inconclusive", "why": INCONCLUSIVE["runtime"]}
             raise
+
+
+class _IndexDevices(TorchDispatchMode):
+    """CUDA's rule for indexing, which fake tensors do not enforce: indices live on the CPU or on the device of the
+    tensor they index (``torch.eye(n)[labels_on_cuda]`` fails on a GPU)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        aten = torch.ops.aten
+        if func.overloadpacket in (aten.index, aten.index_put, aten.index_put_, aten._index_put_impl_):
+            indexed, indices = args[0], args[1]
+            for index in indices:
+                if isinstance(index, torch.Tensor) and index.device.type != "cpu" and index.device != indexed.device:
+                    raise RuntimeError("indices should be either on cpu or on the same device as the indexed "
+                                       f"tensor ({indexed.device.type})")
+        return func(*args, **(kwargs or {}))
 
 
 def _map(convert, value):

@@ -83,7 +83,8 @@ class GradingKernel:
     def _connect(self) -> None:
         context = zmq.Context()
         context.setsockopt(zmq.MAXMSGSIZE, self.km.max_message_bytes)
-        self.kc = BlockingKernelClient(context=context, **self.km.get_connection_info(session=True))
+        # parent=km: "is the kernel alive" asks the process, not the heartbeat, which a loaded machine can miss.
+        self.kc = BlockingKernelClient(context=context, parent=self.km, **self.km.get_connection_info(session=True))
         self.kc.start_channels()
         try:
             self.kc.wait_for_ready(timeout=self.startup_timeout)

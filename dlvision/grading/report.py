@@ -23,6 +23,8 @@ _MARKS = {"passed": "PASS", "failed": "FAIL", "error": "FAIL", "skipped": "SKIP"
 
 MAX_MESSAGE_CHARS = 1500
 MAX_REPORT_CHARS = 20_000
+#: Failure messages are wrapped to this many columns (a test's own line is not: it is one line per test).
+REPORT_WIDTH = 100
 
 _NUM = r"-?\d{1,7}(?:\.\d{1,6})?(?:e[-+]?\d{1,3})?"
 _SHAPE = r"[\[(]?(?:\d{1,7}(?:, ?|x)?){0,8}[\])]?"
@@ -177,13 +179,15 @@ def _safe_message(message: str, student_words: set[str]) -> str | None:
 
 
 class Redactor:
-    """Removes verbatim grader code from messages: a message sharing a run of 24 characters (whitespace collapsed)
-    with a grader file's code, its string literals (the messages and hints meant for students) and comments left
-    out."""
+    """Removes verbatim grader code from messages: a message sharing a run of 40 characters (whitespace collapsed,
+    more than one identifier's worth) with a grader file's code, its string literals (the messages and hints meant
+    for students) and comments left out. A run that the student's own code (``known``) also holds is theirs to
+    see: a quote of their line is never removed for resembling a grader's."""
 
-    WINDOW = 24
+    WINDOW = 40
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], known: str = ""):
+        self._known = _collapse(known)
         self._shingles: set[str] = set()
         for path in paths:
             text = _collapse(_code_without_strings(Path(path).read_text(encoding="utf-8")))
@@ -192,7 +196,8 @@ class Redactor:
     def __call__(self, message: str) -> str:
         message = message[:MAX_MESSAGE_CHARS * 2]
         collapsed = _collapse(message)
-        hits = [i for i in range(len(collapsed) - self.WINDOW + 1) if collapsed[i:i + self.WINDOW] in self._shingles]
+        windows = (collapsed[i:i + self.WINDOW] for i in range(len(collapsed) - self.WINDOW + 1))
+        hits = [w for w in windows if w in self._shingles and not re.fullmatch(r"[\w.]+", w) and w not in self._known]
         if hits:
             return "[part of this message was removed: it quoted the hidden tests]"
         return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + " [...]"
@@ -230,11 +235,22 @@ def format_report(results: list[TestResult], score: float, cell_points: float) -
         lines.append(f"[{_MARKS[result.outcome]}] {result.title} ({result.points:g} pt"
                      + (f", {result.note})" if result.note else ")"))
         if result.outcome != "passed" and result.message:
-            lines.extend(textwrap.indent(result.message.strip(), "       ").splitlines())
+            lines.extend(_wrapped(textwrap.indent(result.message.strip(), "       ")))
     text = "\n".join(lines) + "\n"
     if len(text) > MAX_REPORT_CHARS:
         text = text[:MAX_REPORT_CHARS] + "\n[the rest of this report was cut: it was too long]\n"
     return text
+
+
+def _wrapped(text: str) -> list[str]:
+    """``text``'s lines, those longer than :data:`REPORT_WIDTH` broken at spaces and continued at their own indent,
+    so that a report reads without scrolling sideways wherever it is shown (formgrader, feedback, a terminal)."""
+    lines = []
+    for line in text.splitlines():
+        indent = line[:len(line) - len(line.lstrip())]
+        lines.extend(textwrap.wrap(line, REPORT_WIDTH, subsequent_indent=indent, break_long_words=False,
+                                   break_on_hyphens=False) if len(line) > REPORT_WIDTH else [line])
+    return lines
 
 
 def title_of(test_name: str, docstring: str | None) -> str:

@@ -7,7 +7,8 @@ which every Sobel sum is exact in float32, so the default tolerances apply uncha
 import torch
 import torch.nn.functional as F
 
-from dlvision.grading import expect_close, expect_implemented_without, expect_on_device, gpu, points, requires
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, expect_on_device, gpu,
+                              points, requires)
 
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
 SOBEL_Y = SOBEL_X.T.contiguous()
@@ -31,6 +32,9 @@ CONVENTION_HINT = ("gx = (right column) - (left column) and gy = (row below) - (
                    "weights 1, 2, 1 across the difference and no division by 8. A sign flip means the kernel "
                    "was flipped (a true convolution, not F.conv2d's cross-correlation); gx and gy exchanged "
                    "means the kernels were transposed.")
+DEVICE_HINT = ("image_gradients must work on any device and return gx and gy on the device of `images`: create the "
+               "padded tensor with torch.zeros(..., dtype=images.dtype, device=images.device) (not on the CPU, and "
+               "not on the notebook's global `device`), so that everything stays where the input is.")
 BORDER_HINT = ("Pixels outside the image count as 0: build a zero tensor of shape (N, H + 2, W + 2), copy the "
                "image into its middle, and take the neighbours from there (not by repeating the edge pixels "
                "and not by wrapping around with torch.roll).")
@@ -83,6 +87,8 @@ def test_image_gradients_match_sobel_in_float64(student):
     g = torch.Generator().manual_seed(1)
     cases = [torch.randn(shape, generator=g, dtype=torch.float64) * 3 for shape in SHAPES]
     check_against_reference(student, cases, SHAPE_HINT + " " + CONVENTION_HINT)
+    # The device contract ("any device"), on a GPU or the stand-in: it can only fail this test, never earn points.
+    expect_keeps_device(student, "image_gradients", cases[2], hint=DEVICE_HINT)
 
 
 @points(1)

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dlvision.grading import expect_on_device, expect_close, gpu, points, requires
+from dlvision.grading import expect_close, expect_keeps_device, expect_on_device, gpu, points, requires
 
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
 SOBEL_Y = SOBEL_X.T.contiguous()
@@ -29,6 +29,9 @@ LAYOUT_HINT = ("Features are the cells' histograms in row-major cell order with 
 BINNING_HINT = ("Orientation is atan2(gy, gx) (gy first) in degrees, folded into [0, 180) with % 180; the bin "
                 "is floor(theta / (180 / bins)), and each pixel adds its magnitude sqrt(gx**2 + gy**2) to that "
                 "one bin.")
+DEVICE_HINT = ("hog_features must work on any device and return its features on the device of `images`: make "
+               "every new tensor (the bin numbers torch.arange(bins), a torch.zeros(...) of histograms) with "
+               "device=images.device, not on the CPU and not on the notebook's global `device`.")
 NORM_HINT = "Divide each image's whole feature vector by sqrt(sum(v**2) + eps**2), eps = 1e-8."
 
 
@@ -56,6 +59,29 @@ def hog_with_reference_gradients(cases):
             space["image_gradients"] = saved
 
 
+def hog_features_given_correct_gradients(images, kwargs, device="cpu"):
+    """hog_features(images, **kwargs) with a correct Sobel as image_gradients, for expect_keeps_device (which moves
+    `images` to the device under test itself; `device` only says which)."""
+    import torch
+    import torch.nn.functional as F
+
+    def sobel(images):
+        kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=images.dtype,
+                          device=images.device)
+        x = images[:, None]
+        return (F.conv2d(x, kx[None, None], padding=1)[:, 0], F.conv2d(x, kx.T[None, None], padding=1)[:, 0])
+
+    space = getattr(hog_features, "__globals__", None)
+    saved = space.get("image_gradients", sobel) if space is not None else None
+    if space is not None:
+        space["image_gradients"] = sobel
+    try:
+        return hog_features(images, **kwargs)
+    finally:
+        if space is not None:
+            space["image_gradients"] = saved
+
+
 # --- helpers on the trusted side -------------------------------------------------------------------------------
 
 def sobel64(images):
@@ -77,7 +103,9 @@ def reference_hog(images, cell=4, bins=9):
     magnitude = torch.sqrt(gx ** 2 + gy ** 2)
     theta = torch.rad2deg(torch.atan2(gy, gx)) % 180.0
     index = torch.floor(theta / (180.0 / bins)).long().clamp(0, bins - 1)
-    votes = magnitude[..., None] * F.one_hot(index, bins).double()
+    # Not the notebook's words (votes = magnitude[..., None] * ...): a student's line quoted in an error message
+    # must not look like grader code, or the report redacts the whole message.
+    votes = F.one_hot(index, bins).double() * magnitude[..., None]
     v = cell_sums(votes, cell).reshape(images.shape[0], -1)
     return (v / torch.sqrt((v ** 2).sum(dim=1, keepdim=True) + EPS ** 2)).to(images.dtype)
 
@@ -140,6 +168,10 @@ def check_against_reference(student, dtype, seed):
 def test_hog_matches_the_stated_descriptor_in_float64(student):
     """hog_features matches the stated HOG on many sizes, cell sizes and bin counts, in float64"""
     check_against_reference(student, torch.float64, 10)
+    # The device contract ("any device"), on a GPU or the stand-in: it can only fail this test, never earn points.
+    images = safe_images((2, 10, 13), 6, torch.float64, 11)
+    expect_keeps_device(student, hog_features_given_correct_gradients, images, {"cell": 4, "bins": 6},
+                        hint=DEVICE_HINT)
 
 
 @points(1)

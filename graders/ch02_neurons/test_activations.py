@@ -5,7 +5,8 @@ References are PyTorch's built-ins evaluated in float64 (values) and autograd th
 """
 import torch
 
-from dlvision.grading import expect_on_device, expect_close, expect_implemented_without, gpu, points, requires
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, expect_on_device, gpu,
+                              points, requires)
 
 REFERENCE = {
     "sigmoid": torch.sigmoid,
@@ -128,6 +129,17 @@ def check_implemented_by_hand(student, name):
     expect_implemented_without(student, name, dotted, attributes=attributes, calling=((x,), {}))
 
 
+def check_device(student, name):
+    """The docstring's "on any device ... same device", on a GPU or the stand-in device. Kernel evidence: it can only
+    fail the value test it ends, never earn a point of its own."""
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(11))
+    expect_keeps_device(student, name, x, hint=(
+        f"{name} must work on any device and return its result on the device of x. Make new tensors with "
+        "torch.zeros_like(x) / torch.ones_like(x), or pass device=x.device (and dtype=x.dtype); plain Python "
+        "numbers (torch.where(x > 0, x, 0)) are fine. torch.zeros(x.shape) lives on the CPU, and the notebook's "
+        "global `device` is not the device of x."))
+
+
 def extremes(dtype):
     return torch.tensor(EXTREMES, dtype=dtype)
 
@@ -138,6 +150,7 @@ def extremes(dtype):
 def test_sigmoid_matches_torch_on_many_shapes(student):
     """sigmoid matches torch.sigmoid on many shapes (0-d to 3-D), float32 and float64"""
     check_values(student, "sigmoid", random_inputs(1), HINTS["sigmoid"])
+    check_device(student, "sigmoid")
 
 
 @points(1)
@@ -173,6 +186,7 @@ def test_sigmoid_is_implemented_by_hand(student):
 def test_tanh_matches_torch_on_many_shapes(student):
     """tanh matches torch.tanh on many shapes (0-d to 3-D), float32 and float64"""
     check_values(student, "tanh", random_inputs(3), HINTS["tanh"])
+    check_device(student, "tanh")
 
 
 @points(1)
@@ -207,6 +221,7 @@ def test_tanh_is_implemented_by_hand(student):
 def test_relu_matches_torch_on_many_shapes(student):
     """relu matches torch.relu on many shapes (0-d to 3-D) and on |x| up to 1e4, float32 and float64"""
     check_values(student, "relu", random_inputs(5) + [extremes(d) for d in DTYPES], HINTS["relu"])
+    check_device(student, "relu")
 
 
 @points(1)
@@ -248,6 +263,7 @@ def test_relu_is_implemented_by_hand(student):
 def test_gelu_matches_the_exact_erf_form_on_many_shapes(student):
     """gelu matches the exact x * Phi(x) (torch's gelu) on many shapes, float32 and float64"""
     check_values(student, "gelu", random_inputs(8), HINTS["gelu"])
+    check_device(student, "gelu")
 
 
 @points(1)

@@ -6,7 +6,7 @@ collapsed weight's columns).
 """
 import torch
 
-from dlvision.grading import expect_close, points, requires
+from dlvision.grading import expect_close, expect_keeps_device, points, requires
 
 ORDER_HINT = ("The first layer is applied first, so its matrix ends up on the right: W = W_k @ ... @ W_2 @ W_1 "
               "(each new layer multiplies from the left).")
@@ -72,6 +72,11 @@ def test_collapse_linear_weight_equals_the_stack(student):
             tol = 1e-5 if dtype == torch.float32 else None  # float32: see THRESHOLDS.md; float64: the default
             expect_close(w, expected_w.to(dtype), rtol=tol, atol=tol, name=f"W for {describe(sizes, dtype)}",
                          hint=ORDER_HINT)
+    # The docstring's "same dtype and device as the inputs", on a GPU or the stand-in: it can only fail this test.
+    expect_keeps_device(student, "collapse_linear", random_stack([4, 6, 1, 5, 2], torch.float32, 30), hint=(
+        "collapse_linear must work on any device and return W and b on the device of the layers: start from the "
+        "first layer's (W, b) rather than from a new torch.eye(...) / torch.zeros(...), or make those with "
+        "device=W.device and dtype=W.dtype."))
 
 
 @points(1)

@@ -9,7 +9,8 @@ import math
 
 import torch
 
-from dlvision.grading import StudentError, expect_close, expect_implemented_without, points, requires
+from dlvision.grading import (StudentError, expect_close, expect_implemented_without, expect_keeps_device, points,
+                              requires)
 
 SIZES = [(1, 1), (3, 2), (5, 7), (16, 4)]
 
@@ -71,6 +72,15 @@ def linear_forward_after_double(n_in, n_out, weight, bias, x):
     return {**result, "out": layer(x)}
 
 
+def Linear_layer(n_in, n_out, x, device="cpu"):
+    """Linear(n_in, n_out)(x), for expect_keeps_device (which moves x): the layer is created as the contract says (on
+    the CPU) and moved with .to(device) when the device under test is not the CPU."""
+    layer = Linear(n_in, n_out)
+    if device != "cpu":
+        layer = layer.to(device)
+    return layer(x)
+
+
 def linear_gradients(n_in, n_out, x, upstream):
     """Gradients that backward() leaves in weight.grad and bias.grad (None if the output needs no gradient)."""
     import torch
@@ -125,6 +135,12 @@ def test_linear_forward_is_x_weight_t_plus_bias(student):
                                      f"bias of shape ({n_out},); it holds {describe_shapes(got['shapes'])}." + hint)
             expect_close(got["out"], reference(weight, bias, x),
                          name=f"Linear({n_in}, {n_out})(x) for x of shape ({n}, {n_in})", hint=FORWARD_HINT)
+    # The docstring's "created on the CPU; move them with .to(device)", on a GPU or the stand-in: it can only fail
+    # this test. On a machine with a GPU, a layer made on the notebook's global `device` meets CPU inputs.
+    expect_keeps_device(student, Linear_layer, 5, 3, torch.randn(4, 5, generator=g), hint=(
+        "Create weight and bias on the CPU (torch.empty(out_features, in_features), no device=): the caller moves "
+        "the layer with .to(device), which works because they are torch.nn.Parameter. Parameters made on the "
+        "notebook's global `device` land on the GPU even when the caller wants the layer on the CPU."))
 
 
 @points(1)

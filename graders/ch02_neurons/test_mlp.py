@@ -7,7 +7,7 @@ in float64 from those tensors, and autograd through it: nothing the network comp
 """
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points, requires
+from dlvision.grading import expect_close, expect_implemented_without, expect_keeps_device, points, requires
 
 ARCHITECTURES = [([3, 1], "relu"), ([2, 5, 3], "relu"), ([4, 8, 8, 2], "tanh"), ([1, 6, 1], "tanh"),
                  ([5, 7, 4, 3, 6], "relu")]
@@ -86,6 +86,17 @@ def mlp_after_a_gradient_step(sizes, act, layers, x, upstream, lr):
     return {**result, "numel": sum(p.numel() for p in params), "out": net(x)}
 
 
+def MLP_network(sizes, x, device="cpu"):
+    """MLP(sizes, torch.relu)(x), for expect_keeps_device (which moves x): built as the contract says (its Linear
+    layers on the CPU) and moved with .to(device) when the device under test is not the CPU."""
+    import torch
+
+    net = MLP(sizes, torch.relu)
+    if device != "cpu":
+        net = net.to(device)
+    return net(x)
+
+
 # --- helpers on the trusted side -------------------------------------------------------------------------------
 
 def expected_shapes(sizes):
@@ -137,6 +148,12 @@ def test_mlp_forward_applies_the_activation_between_layers_only(student):
             expected = reference_forward([(w.double(), b.double()) for w, b in layers], act, x.double()).float()
             expect_close(got["out"], expected,
                          name=f"MLP({sizes}, torch.{act})(x) for x of shape ({n}, {sizes[0]})", hint=LAST_LAYER_HINT)
+    # Your Linear's contract, "created on the CPU; move them with .to(device)", holds for the MLP built from it, on
+    # a GPU or the stand-in: it can only fail this test.
+    expect_keeps_device(student, MLP_network, [4, 6, 3], torch.randn(5, 4, generator=g), hint=(
+        "Build the layers on the CPU, as your Linear creates them, and let the caller move the whole network with "
+        "net.to(device) (a ModuleList moves every layer). Moving layers to the notebook's global `device` inside "
+        "MLP puts them on the GPU even when the caller wants the network on the CPU."))
 
 
 @points(1)

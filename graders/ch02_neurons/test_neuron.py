@@ -5,7 +5,7 @@ not depend on the student's activation functions. References: the same formula e
 """
 import torch
 
-from dlvision.grading import expect_close, points
+from dlvision.grading import expect_close, expect_keeps_device, points
 
 ORDER_HINT = ("neuron computes activation(x @ w + b): the weighted sum, plus the bias, and only then the "
               "activation (the bias goes inside it).")
@@ -30,6 +30,13 @@ def neuron_gradients(x, w, b, act, upstream):
         return None
     (y * upstream).sum().backward()
     return {"x": x.grad, "w": w.grad, "b": b.grad}
+
+
+def neuron_with_tanh(x, w, b, device="cpu"):
+    """neuron(x, w, b, torch.tanh), for expect_keeps_device (which moves x, w and b to the device under test)."""
+    import torch
+
+    return neuron(x, w, b, torch.tanh)
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -79,6 +86,11 @@ def test_layer_of_k_neurons_on_a_batch(student):
             cases.append((draw(g, (n, d), dtype), draw(g, (d, k), dtype), draw(g, (k,), dtype), act))
     check(student, cases, ORDER_HINT + " x @ w of shapes (N, D) @ (D, K) is (N, K), and b of shape (K,) "
                           "broadcasts over the rows.")
+    # The docstring's "dtype and device of x", on a GPU or the stand-in: it can only fail this test.
+    x, w, b = draw(g, (6, 3), torch.float32), draw(g, (3, 5), torch.float32), draw(g, (5,), torch.float32)
+    expect_keeps_device(student, neuron_with_tanh, x, w, b, hint=(
+        "neuron must work on any device and return its output on the device of x: compute activation(x @ w + b) "
+        "from the tensors it is given, without making new ones on the CPU or on the notebook's global `device`."))
 
 
 @points(1)

@@ -5,7 +5,8 @@ References are torch.softmax / torch.log_softmax in float64 (values) and autogra
 """
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points, requires, speed_ratio
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, points, requires,
+                              speed_ratio)
 
 REFERENCE = {"softmax": torch.softmax, "log_softmax": torch.log_softmax}
 
@@ -94,6 +95,18 @@ def check_implemented_by_hand(student, name):
                                calling=((x,), {"dim": -1}))
 
 
+def check_device(student, name):
+    """The docstring's "same shape, dtype and device", on a GPU or the stand-in device. Kernel evidence: it can only
+    fail the value test it ends, never earn a point of its own."""
+    x = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(13))
+    for dim in (-1, 0):
+        expect_keeps_device(student, name, x, dim=dim, hint=(
+            f"{name} must work on any device and return its result on the device of x: build it from x with "
+            "tensor operations (amax, exp, sum, log along dim). A tensor made with torch.zeros(...) or "
+            "torch.tensor(...) lives on the CPU unless you pass device=x.device, and the notebook's global "
+            "`device` is not the device of x."))
+
+
 def softmax_speed_inputs(generator):
     """The speed test's inputs: 1000 slices of 30 logits. Runs in the grading kernel and here (imports its own)."""
     import torch
@@ -115,6 +128,7 @@ def large_cases():
 def test_softmax_matches_torch_on_many_shapes_and_dims(student):
     """softmax matches torch.softmax on 1-D to 4-D tensors along every dim, float32 and float64"""
     check_values(student, "softmax", random_cases(1), DIM_HINT)
+    check_device(student, "softmax")
 
 
 @points(1)
@@ -173,6 +187,7 @@ def test_softmax_is_vectorised(student):
 def test_log_softmax_matches_torch_on_many_shapes_and_dims(student):
     """log_softmax matches torch.log_softmax on 1-D to 4-D tensors along every dim, float32 and float64"""
     check_values(student, "log_softmax", random_cases(5), DIM_HINT)
+    check_device(student, "log_softmax")
 
 
 @points(1)

@@ -6,7 +6,8 @@ relative error below 1e-7), with a random upstream gradient. Away from the kink,
 """
 import torch
 
-from dlvision.grading import StudentError, expect_close, expect_implemented_without, points, requires
+from dlvision.grading import (StudentError, expect_close, expect_implemented_without, expect_keeps_device, points,
+                              requires)
 
 SHAPES = [(1,), (7,), (1, 1), (3, 5), (2, 3, 4), (33, 17)]
 REFERENCE = {"relu": torch.relu, "sigmoid": torch.sigmoid}
@@ -42,6 +43,12 @@ def forward_and_backward(name, cases):
         out, cache = returned
         results.append({"out": out, "dx": backward(dout.clone(), cache)})
     return results
+
+
+def forward_then_backward(x, dout, name, device="cpu"):
+    """<name>_forward(x), then <name>_backward(dout, cache), for expect_keeps_device (which moves x and dout)."""
+    out, cache = globals()[name + "_forward"](x)
+    return {"out": out, "dx": globals()[name + "_backward"](dout, cache)}
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -92,6 +99,19 @@ def check_backward(student, name, cases, hint):
         expect_close(got["dx"], reference_dx(name, x, dout), name=f"{name}_backward, {describe(x)}", hint=hint)
 
 
+def check_device(student, name, backward):
+    """The forward pass's "shape, dtype and device of x" (and, with ``backward``, dx on that device too), on a GPU or
+    the stand-in. Kernel evidence: it can only fail the value test it ends, never earn a point of its own."""
+    x, dout = random_cases(8, torch.float32)[4]
+    hint = (f"{name}_forward and {name}_backward must work on any device: out and dx stay on the device of x. Make "
+            "new tensors with torch.zeros_like(...) or device=x.device (plain Python numbers are fine); "
+            "torch.zeros(x.shape) lives on the CPU, and the notebook's global `device` is not the device of x.")
+    if backward:
+        expect_keeps_device(student, forward_then_backward, x, dout, name, hint=hint)
+    else:
+        expect_keeps_device(student, f"{name}_forward", x, hint=hint)
+
+
 def check_implemented_by_hand(student, name):
     """Both passes of the layer: static reach, and the torch functions that run (with the layer's own cache)."""
     x, dout = random_cases(9)[3]
@@ -118,12 +138,14 @@ def test_relu_forward_matches_torch(student):
     """relu_forward matches torch.relu on many shapes, float64 and float32"""
     for dtype in (torch.float64, torch.float32):
         check_forward(student, "relu", random_cases(1, dtype), "out = max(0, x), elementwise.")
+    check_device(student, "relu", backward=False)
 
 
 @points(1)
 def test_relu_backward_matches_autograd(student):
     """relu_backward matches autograd through torch.relu in float64 (inputs away from 0)"""
     check_backward(student, "relu", random_cases(2, away_from_zero=1e-3), HINTS["relu"])
+    check_device(student, "relu", backward=True)
 
 
 @points(1)
@@ -149,12 +171,14 @@ def test_sigmoid_forward_matches_torch(student):
     """sigmoid_forward matches torch.sigmoid in float64, |x| up to about 30"""
     check_forward(student, "sigmoid", random_cases(4) + random_cases(5, scale=10.0),
                   "out = 1 / (1 + exp(-x)); torch.sigmoid is allowed in the forward pass.")
+    check_device(student, "sigmoid", backward=False)
 
 
 @points(1)
 def test_sigmoid_backward_matches_autograd(student):
     """sigmoid_backward matches autograd through torch.sigmoid in float64, |x| up to about 30"""
     check_backward(student, "sigmoid", random_cases(6) + random_cases(7, scale=10.0), HINTS["sigmoid"])
+    check_device(student, "sigmoid", backward=True)
 
 
 @points(1)

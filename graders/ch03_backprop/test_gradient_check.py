@@ -7,7 +7,7 @@ used is checked on sum(x^3), whose central difference is exactly 3 x^2 + h^2.
 """
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points, requires
+from dlvision.grading import expect_close, expect_implemented_without, expect_keeps_device, points, requires
 
 #: The test functions, defined once and run both here and in the student's kernel (each returns a 0-d tensor).
 TEST_FUNCTIONS = '''
@@ -47,6 +47,11 @@ def numerical_gradients(source, cases, **kwargs):
         grad = numerical_gradient(scope[name], x, **kwargs)
         results.append({"grad": grad, "x_after": x})
     return results
+
+
+def numerical_gradient_of_a_cube(x, device="cpu"):
+    """numerical_gradient of sum(x^3), for expect_keeps_device (which moves x)."""
+    return numerical_gradient(lambda t: (t ** 3).sum(), x)
 
 
 def relative_errors(pairs):
@@ -97,6 +102,11 @@ def test_numerical_gradient_matches_autograd(student):
                      name=f"the numerical gradient of {describe(name, x)}",
                      hint="Use the central difference (f(x + h e_i) - f(x - h e_i)) / (2h): its error is of order "
                           "h^2; the one-sided (f(x + h e_i) - f(x)) / h is only of order h.")
+    # The docstring's "shape, dtype and device of x", on a GPU or the stand-in: it can only fail this test. (On the
+    # stand-in, code that reads values with .item() or float() is inconclusive and passes: see THRESHOLDS.md.)
+    expect_keeps_device(student, numerical_gradient_of_a_cube, torch.randn(2, 3, dtype=torch.float64), hint=(
+        "numerical_gradient must return a tensor on the device of x: make it with torch.zeros_like(x) (or "
+        "device=x.device), not torch.zeros(x.shape), which lives on the CPU."))
 
 
 @points(1)

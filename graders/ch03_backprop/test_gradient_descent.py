@@ -5,7 +5,7 @@ whose gradient A x - b the grader's scenario hands to the student's function.
 """
 import torch
 
-from dlvision.grading import expect_close, points, requires
+from dlvision.grading import expect_close, expect_keeps_device, points, requires
 
 UPDATE_HINT = "Row 0 is x0; row k + 1 is x_k - lr * grad_fn(x_k). Return all steps + 1 points, stacked."
 
@@ -17,6 +17,11 @@ def descend(A, b, x0, lr, steps):
     start = x0.clone()
     path = gradient_descent(lambda x: A @ x - b, start, lr, steps)
     return {"path": path, "x0_after": start}
+
+
+def gradient_descent_on_a_bowl(A, b, x0, device="cpu"):
+    """gradient_descent on the bowl with gradient A @ x - b, for expect_keeps_device (which moves A, b and x0)."""
+    return gradient_descent(lambda x: A @ x - b, x0, 0.1, 4)
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -48,6 +53,12 @@ def test_trajectory_follows_the_update_rule(student):
         expect_close(got["path"], reference(A, b, x0, lr, steps),
                      name=f"gradient_descent(lr={lr}, steps={steps}) from x0 of shape ({d},), "
                           f"{str(dtype).removeprefix('torch.')}", hint=UPDATE_HINT)
+    # The docstring's "dtype and device of x0", on a GPU or the stand-in: it can only fail this test.
+    expect_keeps_device(student, gradient_descent_on_a_bowl, *bowl(3, 11, torch.float32), hint=(
+        "gradient_descent must work on any device and return the trajectory on the device of x0: collect the "
+        "points in a list and torch.stack them, or preallocate with torch.zeros(..., dtype=x0.dtype, "
+        "device=x0.device). A torch.zeros(...) without device= lives on the CPU, and copying the GPU points into "
+        "it moves them there."))
 
 
 @points(1)

@@ -5,7 +5,8 @@ The forward reference is x @ W + b in float64; the backward reference is autogra
 """
 import torch
 
-from dlvision.grading import StudentError, expect_close, expect_implemented_without, points, requires
+from dlvision.grading import (StudentError, expect_close, expect_implemented_without, expect_keeps_device, points,
+                              requires)
 
 #: (N, D, M): a batch of one, one feature, one output, square W (where a transpose still has the right shape).
 SHAPES = [(1, 1, 1), (1, 4, 3), (2, 3, 3), (5, 1, 4), (7, 6, 1), (16, 9, 5), (33, 17, 10)]
@@ -14,6 +15,9 @@ SHAPES = [(1, 1, 1), (1, 4, 3), (2, 3, 3), (5, 1, 4), (7, 6, 1), (16, 9, 5), (33
 FORBIDDEN = ["torch.nn", "torch.autograd", "torch.func", "torch.Tensor.backward", "torch.Tensor.requires_grad_"]
 FORBIDDEN_ATTRIBUTES = {"backward", "requires_grad", "requires_grad_", "retain_grad"}
 
+DEVICE_HINT = ("The layer must work on any device: out, dx, dW and db stay on the device of x, W and b. Compute "
+               "them from the tensors you are given (matrix products, sums); a tensor made with torch.zeros(...) "
+               "without device= lives on the CPU, and the notebook's global `device` is not the device of x.")
 HINTS = {
     "dx": "dx = dout @ W.T: shape (N, M) @ (M, D) = (N, D).",
     "dW": "dW = x.T @ dout: shape (D, N) @ (N, M) = (D, M), the shape of W.",
@@ -38,6 +42,12 @@ def forward_and_backward(cases):
         out, cache = returned
         results.append({"out": out, "grads": linear_backward(dout.clone(), cache)})
     return results
+
+
+def linear_forward_then_backward(x, W, b, dout, device="cpu"):
+    """linear_forward, then linear_backward on its cache, for expect_keeps_device (which moves the tensors)."""
+    out, cache = linear_forward(x, W, b)
+    return {"out": out, "grads": linear_backward(dout, cache)}
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -105,6 +115,9 @@ def test_linear_forward_is_x_W_plus_b(student):
             expect_close(got["out"], (x.double() @ W.double() + b.double()).to(dtype),
                          name=f"linear_forward, {describe(x, W)}",
                          hint="out = x @ W + b, with W of shape (D, M): no transpose in this API.")
+    # The docstring's "same dtype and device", on a GPU or the stand-in: it can only fail this test.
+    x, W, b, _ = random_cases(1, torch.float32)[5]
+    expect_keeps_device(student, "linear_forward", x, W, b, hint=DEVICE_HINT)
 
 
 @points(2)
@@ -121,6 +134,10 @@ def test_linear_backward_matches_autograd(student):
             for name, value in zip(("dx", "dW", "db"), grads):
                 expect_close(value, expected[name], name=f"{name} for {describe(x, W)}",
                              hint=gradient_hint(name, value, expected[name]))
+    # The gradients stay where the layer's tensors are (a network on a GPU trains with them), on a GPU or the
+    # stand-in: it can only fail this test.
+    x, W, b, dout = random_cases(2, torch.float32)[5]
+    expect_keeps_device(student, linear_forward_then_backward, x, W, b, dout, hint=DEVICE_HINT)
 
 
 @points(1)

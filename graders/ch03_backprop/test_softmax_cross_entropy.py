@@ -7,7 +7,7 @@ through it in float64 for dlogits, cast to the dtype under test. Every verdict i
 import torch
 from torch.nn.functional import cross_entropy
 
-from dlvision.grading import expect_close, expect_implemented_without, points, requires
+from dlvision.grading import expect_close, expect_implemented_without, expect_keeps_device, points, requires
 
 #: (N, C): a batch of one, one class, two classes, odd sizes, a larger batch.
 SHAPES = [(1, 1), (1, 3), (2, 2), (5, 7), (7, 3), (64, 10), (33, 17)]
@@ -109,6 +109,14 @@ def test_dlogits_matches_autograd(student):
         _, expected = reference(logits, y)
         expect_close(dlogits, expected, name=f"dlogits for {describe(logits)}",
                      hint=scale_hint(dlogits, expected, logits.shape[0], "dlogits"))
+    # The docstring's "any device ... dlogits of the device of logits", on a GPU or the stand-in (logits and y both
+    # on the device under test): it can only fail this test, never earn a point of its own.
+    logits, y = cases[4]
+    expect_keeps_device(student, "softmax_cross_entropy", logits, y, hint=(
+        "softmax_cross_entropy must work on any device and return the loss and dlogits on the device of logits. "
+        "Make every new tensor (the row numbers torch.arange(N), a one-hot matrix) with device=logits.device, or "
+        "avoid new tensors: dlogits = softmax(logits), then subtract 1 at [torch.arange(N, device=logits.device), y]."
+    ))
 
 
 @points(1)

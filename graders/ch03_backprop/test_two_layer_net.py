@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, fresh_generator, points, requires
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, fresh_generator, points,
+                              requires)
 
 KEYS = ("W1", "b1", "W2", "b2")
 #: Off limits (the notebook's introduction): autograd in any form, torch.nn (torch.nn.functional included),
@@ -43,6 +44,18 @@ def scores_and_loss(dims, params, X, y, reg):
     net = TwoLayerNet(*dims)
     net.params = {k: v.clone() for k, v in params.items()}
     loss, grads = net.loss(X, y, reg=reg)
+    return {"scores": net.scores(X), "loss": loss, "grads": dict(grads)}
+
+
+def TwoLayerNet_on_a_device(X, y, device="cpu"):
+    """A new TwoLayerNet(D, 7, C) used as the notebook does, for expect_keeps_device (which moves X and y): its
+    parameters are created on the CPU and moved with .to(device) when the device under test is not the CPU."""
+    import torch
+
+    net = TwoLayerNet(X.shape[1], 7, 3, std=0.5, generator=torch.Generator().manual_seed(0))
+    if device != "cpu":
+        net.params = {k: v.to(device) for k, v in net.params.items()}
+    loss, grads = net.loss(X, y, reg=0.1)
     return {"scores": net.scores(X), "loss": loss, "grads": dict(grads)}
 
 
@@ -173,6 +186,15 @@ def test_loss_and_gradients_match_autograd(student):
             + (f"{sorted(got['grads'])}." if isinstance(got["grads"], dict) else f"a {type(got['grads']).__name__}."))
         for key in KEYS:
             expect_close(got["grads"][key], grads[key], name=f"grads['{key}'] {where}", hint=LAYERS_HINT)
+    # The docstring's "float32 on the CPU" at construction, and params that can be replaced by tensors on another
+    # device, on a GPU or the stand-in: it can only fail this test, never earn a point of its own.
+    g = torch.Generator().manual_seed(300)
+    X, y = torch.randn(6, 5, generator=g), torch.randint(0, 3, (6,), generator=g)
+    expect_keeps_device(student, TwoLayerNet_on_a_device, X, y, hint=(
+        "Create the parameters on the CPU (no device=, no .to(device) in __init__): the caller moves them, as the "
+        "notebook's train() does. scores and loss must then work wherever the parameters and X are: every new "
+        "tensor they make (in your layers and loss too) needs device=X.device, or torch.zeros_like(...). "
+        + LAYERS_HINT))
 
 
 @points(1)
