@@ -197,7 +197,8 @@ def prepare_job(course: Course, assignment: str, student: str, shared: dict) -> 
                                                    "student to submit again.")
         if len(data) > MAX_NOTEBOOK_BYTES:
             return Outcome(student, False, message=f"{where} holds {len(data):,} bytes, more than a notebook may "
-                                                   f"({MAX_NOTEBOOK_BYTES:,}). Ask the student to clear its outputs.")
+                                                   f"({MAX_NOTEBOOK_BYTES:,}). Ask the student to clear its outputs and "
+                                                   "submit again.")
         try:
             parse_notebook(data, where)
         except CourseError as error:

@@ -2,9 +2,9 @@
 submissions (the stub returning zeros or its input; see :mod:`dlvision.hollow`) score zero on every hidden cell,
 and every mutant loses points in the cells it targets.
 
-The solution, the stub and the hollow submissions are graded the production way: real nbgrader, both sandboxed
-kernels, each in its own copy of a freshly built course, so variants run in parallel without sharing a
-gradebook. Mutants take the direct path (:mod:`dlvision.grading.direct`: the same graded code, grading kernel and
+The solution and the released stub are graded the production way: real nbgrader, both sandboxed kernels, each
+in its own copy of a freshly built course, so variants run in parallel without sharing a gradebook. Hollow
+submissions (on every hidden cell) and mutants (on the cells they target) take the direct path (:mod:`dlvision.grading.direct`: the same graded code, grading kernel and
 graders, without nbgrader or a notebook kernel, in one warm grading kernel per worker process), which
 tests/test_direct.py shows gives the same verdicts. ``gpu`` tests run on the stand-in device.
 """
@@ -32,7 +32,9 @@ from dlvision.mutants import Mutant, MutantError, read_mutants
 
 #: Budgets from ../shared/ASSIGNMENTS.md, in seconds, reported (not enforced) per variant: a full grading is the
 #: notebook under autograde (30 s) plus all graders of the assignment (60 s); a mutant runs only its targets' graders.
-BUDGETS = {"solution": 90, "stub": 90, "hollow": 90, "mutant": 45}
+BUDGETS = {"solution": 90, "stub": 90, "hollow": 45, "mutant": 45}
+#: Variants graded on the direct path.
+DIRECT_KINDS = ("hollow", "mutant")
 
 
 @dataclass
@@ -69,10 +71,10 @@ def selftest(course: Course, assignments: list[str], jobs: int,
         overrides = [*course.overrides, "--TrustedExecute.gpu_stand_in=True"]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {(pool.submit(_grade_mutant, str(courses[v.assignment]), v.assignment, dict(v.notebooks),
-                                    list(v.targets)) if v.kind == "mutant" else
+                                    list(v.targets)) if v.kind in DIRECT_KINDS else
                         pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),
                                     v.assignment, v.name, dict(v.notebooks), overrides)): v
-                       for v in sorted(variants, key=lambda v: v.kind == "mutant")}
+                       for v in sorted(variants, key=lambda v: v.kind in DIRECT_KINDS)}
             for future in as_completed(futures):
                 result = _judge(futures[future], *future.result())
                 progress(result)
@@ -98,8 +100,9 @@ def _variants(course: Course, assignment: str, built: Path) -> list[Variant]:
                         description="the solution scores full marks"),
                 Variant(assignment, f"{assignment}--stub", "stub", stubs,
                         description="the released stub scores 0 on every hidden cell")]
+    hidden = tuple(c.metadata.nbgrader.grade_id for nb in stubs.values() for c in nb.cells if is_hidden_grade_cell(c))
     variants += [Variant(assignment, f"{assignment}--hollow-{kind}", "hollow",
-                         {name: hollow(nb, kind) for name, nb in stubs.items()},
+                         {name: hollow(nb, kind) for name, nb in stubs.items()}, hidden,
                          description=f"the stub returning {kind} scores 0 on every hidden cell") for kind in KINDS]
     for mutant in read_mutants(course.root / "graders" / assignment / "mutants"):
         variants.append(Variant(assignment, f"{assignment}--{mutant.name}", "mutant", _mutated(sources, mutant),
@@ -140,7 +143,7 @@ _DIRECT: dict[str, DirectGrader] = {}
 
 
 def _grade_mutant(built: str, assignment: str, notebooks: dict, targets: list[str]):
-    """In a worker process: grade a mutant's target cells on the direct path; return its cell scores."""
+    """In a worker process: grade a variant's target cells on the direct path; return its cell scores."""
     start = time.perf_counter()
     scores, reports = {}, {}
     for name, nb in notebooks.items():

@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: bubblewrap (the student sandbox), util-linux's setpriv (dropping root's rights in it), and
-# PostgreSQL (a course's gradebook may live there; the tests start a server of their own).
+# System packages: bubblewrap (the student sandbox), util-linux's setpriv (dropping root's rights in it),
+# PostgreSQL (a course's gradebook may live there; the tests start a server of their own), and Chromium with its
+# driver (the browser tests drive JupyterLab and formgrader in it).
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v setpriv >/dev/null 2>&1 || missing="$missing util-linux"
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$missing postgresql"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
@@ -18,7 +21,7 @@ if [ -n "$missing" ]; then
   else
     echo "WARNING: cannot install$missing without root." >&2
     echo "         Without bubblewrap student code runs UNSANDBOXED (Debian/Ubuntu: sudo apt-get install bubblewrap);" >&2
-    echo "         without PostgreSQL its tests are skipped." >&2
+    echo "         without PostgreSQL or Chromium their tests are skipped." >&2
   fi
 fi
 

@@ -110,7 +110,7 @@ class JupyterServer:
                 *(["--allow-root"] if os.geteuid() == 0 else []),
                 "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--ServerApp.shutdown_no_activity_timeout=1800", *self.extra_args]
+                "--ServerApp.shutdown_no_activity_timeout=600", *self.extra_args]
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(args, cwd=self.root, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -199,6 +199,7 @@ def chromium(download_dir: Path, width: int = 1400, height: int = 1000):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    options.unhandled_prompt_behavior = "accept"  # e.g. "leave the page?" after a test failed with unsaved changes
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  f"--window-size={width},{height}", "--force-device-scale-factor=1", "--no-first-run",
                  "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",

@@ -15,6 +15,7 @@ import sys
 import time
 
 import nbformat
+from bs4 import BeautifulSoup
 import pytest
 
 from dlvision import api
@@ -203,7 +204,8 @@ def submissions(root) -> dict[str, tuple[float | None, object]]:
             "def square(x):\n    raise ValueError('LEAKED ' + repr(x.tolist()))")),
         "reads_frames": (ANSWER, square_is(
             "import sys\ndef square(x):\n    return sys._getframe(1).f_globals['LEAKED']")),
-        "writes_inputs_to_files": (FULL, square_is(
+        # graded code may not open files: numpy's tofile (which opens through its caller's builtins) fails there
+        "writes_inputs_to_files": (ANSWER, square_is(
             "import os\ndef square(x):\n    if not os.path.exists('LEAKED.bin'):\n"
             "        x.detach().numpy().tofile('LEAKED.bin')\n    return x * x")),
         "hooks_the_notebook_kernel": (FULL, _hooks_then_prints(solution())),
@@ -340,6 +342,12 @@ def text_of(nb) -> str:
                      + "".join(o.get("traceback", [])) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def outputs_in(html: str) -> str:
+    """The text of a feedback page's outputs (the student's own code, shown as text, left out)."""
+    page = BeautifulSoup(html, "html.parser")
+    return "\n".join(area.get_text() for area in page.select(".output_area"))
+
+
 def students_with(expected, score_is):
     return [s for s, score in expected.items() if score_is(score)]
 
@@ -399,7 +407,11 @@ def test_nothing_the_graders_sent_reaches_notebooks_or_feedback(graded):
     for student in ("error_carries_the_inputs", "reads_frames", "hooks_the_notebook_kernel",
                     "writes_inputs_to_files"):
         shown = text_of(autograded(root, student)) + "".join(
-            p.read_text() for p in (root / "feedback" / student / "toy").glob("*.html"))
+            outputs_in(p.read_text()) for p in (root / "feedback" / student / "toy").glob("*.html"))
+        # a report may quote the student's own line ("at cell 'square', line 2: ..."): that is theirs to see
+        own = {line.strip() for cell in nbformat.read(root / "submitted" / student / "toy" / "toy.ipynb", 4).cells
+               for line in cell.source.splitlines() if line.strip()}
+        shown = "\n".join(line for line in shown.splitlines() if not any(line.endswith(o) for o in own))
         assert "LEAKED" not in shown and "gradient_of_square" not in shown and "many_numbers" not in shown
         assert "expect_close" not in shown and "graders/" not in shown
     assert "CAPTURED 0 []" in text_of(autograded(root, "hooks_the_notebook_kernel"))
@@ -444,8 +456,11 @@ def test_outputs_are_capped_in_every_cell_and_every_kind(graded):
 
 def test_feedback_carries_no_live_script(graded):
     root = graded[0]
-    html = (root / "feedback" / "shows_scripts" / "toy" / "toy.html").read_text()
-    assert "document.title" not in html and "onerror=alert" not in html and "alert(2)" not in html
+    page = BeautifulSoup((root / "feedback" / "shows_scripts" / "toy" / "toy.html").read_text(), "html.parser")
+    scripts = " ".join(tag.get_text() for tag in page.find_all("script"))
+    assert "PWNED" not in scripts and "alert" not in scripts
+    assert not [(tag.name, a) for tag in page.find_all(True) for a in tag.attrs if a.lower().startswith("on")]
+    assert "PWNED" in page.get_text()  # the student's code itself is shown, as text
 
 
 def test_feedback_shows_the_report_but_no_grader_source_or_path(graded):

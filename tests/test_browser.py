@@ -350,21 +350,20 @@ def test_a_ta_sees_the_trusted_reports_and_grades_the_written_answer_in_formgrad
     hidden = [c.metadata.nbgrader.grade_id for c in source.cells if "### BEGIN HIDDEN TESTS" in c.source]
     assert hidden and set(hidden) <= set(auto)
 
-    server = start_server(course, tmp_path / "ta-home")
+    server, left_behind = start_server(course, tmp_path / "ta-home"), []
     try:
         # formgrader, then Manual Grading > the assignment > the notebook > the submission, by clicking
         browser.get(server.page("/formgrader"))
 
-        def click(text: str, where: str = "a") -> None:
+        def click(text: str, where: str, goes_to: str) -> None:
             wait_for(lambda: [e for e in browser.find_elements(CSS, where) if e.text.strip() == text],
                      120, f"the link {text!r}")[0].click()
+            wait_for(lambda: browser.current_url.split("?")[0].rstrip("/").endswith(goes_to), 120, goes_to)
 
-        click("Manual Grading")
-        click(ASSIGNMENT, "#main-table a")
-        click(ASSIGNMENT, "#main-table a")
-        click("Submission #1", "#main-table a")
-        wait_for(lambda: f"/formgrader/submissions/{notebook_id}" in browser.current_url, 60,
-                 f"{PARTLY_WRONG}'s submission to open")
+        click("Manual Grading", "a", "/formgrader/gradebook")
+        click(ASSIGNMENT, "#main-table a", f"/gradebook/{ASSIGNMENT}")
+        click(ASSIGNMENT, "#main-table a", f"/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
+        click("Submission #1", "#main-table a", f"/formgrader/submissions/{notebook_id}")
         wait_for(lambda: browser.find_element(CSS, f"input.score#{WRITTEN_ANSWER}").is_displayed(), 120,
                  "the grading view")
 
@@ -396,12 +395,13 @@ def test_a_ta_sees_the_trusted_reports_and_grades_the_written_answer_in_formgrad
         # the written answer: a score and a comment; formgrader saves each on change
         box = browser.find_element(CSS, f"input.score#{WRITTEN_ANSWER}")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
-        box.clear()
+        box.click()
         box.send_keys("2")
+        browser.execute_script("arguments[0].blur()", box)
         comment = browser.find_element(CSS, f"textarea#{WRITTEN_ANSWER}-comment")
         comment.click()
         comment.send_keys("Right: the derivative is at most 1/4 and vanishes where the sigmoid saturates.")
-        browser.find_element(CSS, "body").click()
+        browser.execute_script("arguments[0].blur()", comment)
 
         def saved():
             with gradebook(course) as gb:
@@ -416,7 +416,8 @@ def test_a_ta_sees_the_trusted_reports_and_grades_the_written_answer_in_formgrad
         wait_for(lambda: browser.find_element(CSS, f"input.score#{WRITTEN_ANSWER}").get_attribute("value") == "2",
                  120, "the saved score after a reload")
     finally:
-        assert server.stop() == [], f"processes left behind by jupyter lab:\n{server.log()[-3000:]}"
+        left_behind = server.stop()
+    assert left_behind == [], f"processes left behind by jupyter lab:\n{server.log()[-3000:]}"
 
     with gradebook(course) as gb:
         submission = gb.find_submission(ASSIGNMENT, PARTLY_WRONG)

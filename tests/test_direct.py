@@ -1,5 +1,6 @@
-"""The direct path (a warm grading kernel, no nbgrader; what selftest uses for mutants) reaches the same verdict
-as the production path (nbgrader autograde with both sandboxed kernels) on every named mutant of an assignment.
+"""The direct path (a warm grading kernel, no nbgrader; what selftest uses for mutants and hollow stubs) reaches
+the same verdict as the production path (nbgrader autograde with both sandboxed kernels) on every named mutant and
+hollow stub of an assignment.
 
 CI proves it on the toy assignment. To prove it on course assignments (several minutes each: every mutant is
 graded the production way), name them: ``DLVISION_DIRECT_ASSIGNMENTS=ch02_neurons pytest tests/test_direct.py``.
@@ -19,13 +20,13 @@ pytestmark = pytest.mark.slow
 
 
 def verdicts_on_both_paths(course: Course, assignment: str, scratch: Path) -> list[tuple[str, dict, dict]]:
-    """``(mutant, production scores, direct scores)`` of each named mutant, over the cells it targets."""
+    """``(variant, production scores, direct scores)`` of each named mutant and hollow stub, over its targets."""
     built = selftest._built_copy(course, assignment, scratch / "built")
     overrides = [*course.overrides, "--TrustedExecute.gpu_stand_in=True"]
     compared = []
     try:
         for variant in selftest._variants(course, assignment, built):
-            if variant.kind != "mutant":
+            if variant.kind not in selftest.DIRECT_KINDS:
                 continue
             _, production, _, error = selftest._grade_variant(str(built), str(scratch / variant.name), assignment,
                                                               variant.name, variant.notebooks, overrides)
@@ -44,7 +45,7 @@ def verdicts_on_both_paths(course: Course, assignment: str, scratch: Path) -> li
 
 def test_direct_path_agrees_with_production_on_the_toy_mutants(toy_course, tmp_path):
     compared = verdicts_on_both_paths(Course(toy_course), "toy", tmp_path)
-    assert len(compared) == 3
+    assert len(compared) == 3 + 2  # three named mutants, the stub returning zeros and returning its input
     for name, production, direct in compared:
         assert production == direct, f"{name}: production {production} but direct {direct}"
 

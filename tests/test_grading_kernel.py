@@ -7,7 +7,7 @@ import nbformat
 import pytest
 import torch
 
-from dlvision.grading import expect_implemented_without, speed_ratio
+from dlvision.grading import expect_implemented_without, expect_keeps_device, speed_ratio
 from dlvision.grading.grading_kernel import GraderError, GradingKernel
 from dlvision.grading.sandbox import SandboxedKernelManager
 from dlvision.grading.student import Student, StudentError
@@ -82,6 +82,14 @@ def sneaky(x):
 
 def dynamic(x):
     return getattr(torch, "soft" + "max")(x, -1)
+
+
+def onehot_made_on_the_cpu(y):
+    return torch.eye(3)[y]
+
+
+def counts_made_on_the_cpu(y):
+    return torch.zeros(3).index_add_(0, y, torch.ones_like(y, dtype=torch.float32))
 
 
 answer = "C"
@@ -258,3 +266,10 @@ def test_without_the_analysis_the_graded_code_still_cannot_import_publish_evalua
             student.opens(1)
     finally:
         kernel.shutdown()
+
+
+@pytest.mark.parametrize("name", ["onehot_made_on_the_cpu", "counts_made_on_the_cpu"])
+def test_every_kind_of_device_error_is_device_evidence(student, name):
+    """CUDA's indexing and index_add errors fail the device check (its words are not shown to the student)."""
+    with pytest.raises(AssertionError, match="mixes devices"):
+        expect_keeps_device(student, name, torch.tensor([0, 2, 1]))

@@ -227,7 +227,8 @@ def expect_keeps_device(student, target, *args, hint: str = "", **kwargs) -> Non
             else:
                 got = view.run(target, *args, device=device, **kwargs)
         except StudentError as error:
-            if "same device" in str(error) or "expected device" in str(error):
+            words = f"{error} {getattr(error, 'kernel_message', '')}"
+            if "same device" in words or "expected device" in words:
                 raise AssertionError(f"{label} mixes devices when {situation}: {error}"
                                      + (f"\nHint: {hint}" if hint else "")) from None
             continue  # not device evidence: the CPU tests judge the code's other errors

@@ -2,8 +2,9 @@
 and graders as TrustedExecute, without nbgrader, a gradebook or a notebook kernel, in one grading kernel that is
 reused from notebook to notebook (each gets a fresh module and a fresh time budget).
 
-It serves `dlvision selftest` (its mutants) and `dlvision mutate`, never students: it takes the notebook's cell
-roles as they are (there is no gradebook to restore them from) and runs none of its cells for outputs.
+It serves `dlvision selftest` (its mutants and hollow stubs) and `dlvision mutate`, never students: it takes the
+notebook's cell roles as they are (there is no gradebook to restore them from), grades with the source
+notebook's hidden cells (as nbgrader restores them) and runs none of the notebook's cells for outputs.
 tests/test_direct.py shows that it gives the same verdicts as nbgrader's autograde on every named mutant.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ class DirectGrader:
                  max_reply_bytes: int = 256 << 20):
         self.course_root = Path(course_root)
         self.contract = contract_of(_solution_cells(release), _solution_cells(source))
+        self._hidden = {c.metadata.nbgrader.grade_id: c for c in source.cells if is_hidden_grade_cell(c)}
         self.stand_in = stand_in
         self._settings = dict(call_timeout=call_timeout, budget=budget, max_reply_bytes=max_reply_bytes)
         self._kernel: GradingKernel | None = None
@@ -46,6 +48,7 @@ class DirectGrader:
         scores = {}
         for cell in hidden.values():
             grade_id = cell.metadata.nbgrader.grade_id
+            cell = self._hidden.get(grade_id, cell)
             if only is None or grade_id in only:
                 report, score = grade_cell(cell, student, self.course_root, stand_in=self.stand_in)
                 scores[grade_id] = (score, float(cell.metadata.nbgrader.points), report)

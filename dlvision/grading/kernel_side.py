@@ -44,7 +44,7 @@ def _build(spec: dict) -> tuple[types.ModuleType, list]:
     """A fresh module holding the graded code, and what failed to define."""
     module = types.ModuleType("submission")
     module.__dict__["__builtins__"] = {**{n: getattr(builtins, n) for n in spec["builtins"] if hasattr(builtins, n)},
-                                       "__import__": _guarded_import}
+                                       "__import__": _guarded_import, "open": _no_files}
     sys.modules["submission"] = module
     failures = []
     for unit in spec["units"]:
@@ -83,6 +83,12 @@ def _proxies() -> dict:
                               getrecursionlimit=sys.getrecursionlimit),
             "os": _Namespace(sep=os.sep, getcwd=os.getcwd, listdir=os.listdir, makedirs=os.makedirs, path=path),
             "os.path": path}
+
+
+def _no_files(file, *args, **kwargs):
+    """The graded code's ``open``: library code that opens files through its caller's builtins (numpy's
+    ``tofile``) gets a clear error instead of a bare SystemError."""
+    raise PermissionError("graded code may not open files; write files in your notebook's own cells instead")
 
 
 def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):

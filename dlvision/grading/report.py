@@ -74,6 +74,9 @@ MESSAGE_SHAPES = [_shape(t) for t in [
     r"result type {dtype} can't be cast to the desired output type {dtype}",
     r"Expected all tensors to be on the same device, but (?:found at least two devices, {device} and {device}!?|"
     r"got \w{1,20} is on {device}, different from other tensors on {device}.{0,80})",
+    r"indices should be either on cpu or on the same device as the indexed tensor \({device}\)",
+    r"\w{1,20}\(\): self, index and source expected to be in the same device, but got \(self\) {device}, "
+    r"\(index\) {device}, and \(source\) {device}",
     r"Expected {num}D \(unbatched\) or {num}D \(batched\) input to {id}, but got input of size: {shape}",
     r"Given groups={num}, weight of size {shape}, expected input{shape} to have {num} channels, but got {num} "
     r"channels instead",
