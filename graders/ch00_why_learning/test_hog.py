@@ -227,6 +227,15 @@ def test_hog_puts_a_ramp_in_the_bin_of_its_direction(student):
             + " atan2 returns radians: convert them to degrees before dividing by 180 / bins, and fold angles of "
               "180 or more back (unsigned orientation): theta % 180 maps 180 itself (a gradient pointing left) to "
               "0, which a test such as theta < 0 misses.")
+    # A gradient a hair below the horizontal (gx = 2, gy = -2e-30): theta % 180 rounds to 180.0 itself, one bin past
+    # the last, and the stated clamp to bins - 1 puts its vote in the last bin.
+    image = torch.zeros(1, 8, 8, dtype=torch.float64)
+    image[0, 3, 4], image[0, 2, 3] = 1.0, 1e-30
+    feats = hogs(student, [(image, {})])[0]
+    expect_close(feats, reference_hog(image), name="hog_features of an 8x8 image whose pixel (3, 3) has gx = 2 and "
+                 "gy = -2e-30 (theta % 180 rounds to 180.0)",
+                 hint="floor(theta / (180 / bins)) is bins itself when theta % 180 rounds to 180.0: clamp the bin "
+                      "to bins - 1 (.clamp(0, bins - 1)), as stated, so that the vote lands in the last bin.")
 
 
 @points(1)
@@ -287,7 +296,8 @@ def test_hog_ignores_the_sign_of_gradients(student):
 
 @points(1)
 def test_hog_of_a_blank_image_is_zero_not_nan(student):
-    """a blank (all-zero) image gives all-zero features; a constant image gives finite, unit-norm features"""
+    """a blank (all-zero) image gives all-zero features; a constant image gives finite, unit-norm features; a faint
+    one is normalised with eps = 1e-8 as stated"""
     cases = [(torch.zeros(2, 8, 8, dtype=dtype), {}) for dtype in (torch.float32, torch.float64)]
     cases.append((torch.full((1, 12, 12), 0.7, dtype=torch.float64), {}))
     results = hogs(student, cases)
@@ -304,6 +314,12 @@ def test_hog_of_a_blank_image_is_zero_not_nan(student):
                  name="the centre cell of a constant 12x12 image",
                  hint="Inside a constant image every gradient is 0; only the border, where zero padding makes "
                       "an edge, has votes.")
+    # A faint image (contrast 1e-9): the norm is about 1e-7, so eps**2 = 1e-16 under the square root shows.
+    faint = 1e-9 * safe_images((2, 8, 8), 9, torch.float64, 40)
+    expect_close(hogs(student, [(faint, {})])[0], reference_hog(faint), name="hog_features of a faint image "
+                 "(values up to 1e-9, float64)", hint="Normalise with sqrt(sum(v**2) + eps**2), eps = 1e-8 exactly as "
+                 "stated: for an image this faint, eps**2 = 1e-16 is not negligible, so eps, 2 * eps or eps**3 give "
+                 "other features.")
     expect_close(feats.norm(), torch.tensor(1.0, dtype=torch.float64), name="the L2 norm of a constant image's "
                  "features", hint="The border of a constant image is an edge (zero padding), so its features "
                                   "are not all 0 and must be normalised to unit length. " + NORM_HINT)

@@ -8,7 +8,8 @@ The off-limits and speed checks count only once the values are right (a hollow a
 import pytest
 import torch
 
-from dlvision.grading import expect_close, expect_implemented_without, points, requires, speed_ratio
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, points, requires,
+                              speed_ratio)
 
 #: (N, M, D): single points, one feature, odd sizes, a wide and a tall matrix, and digits-sized rows.
 SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 2), (5, 7, 1), (13, 17, 64), (64, 33, 10), (3, 200, 7), (100, 100, 5)]
@@ -130,6 +131,12 @@ def test_distances_are_never_negative(student):
                 f"{name}: {int((d < 0).sum())} of the values are negative (the smallest is {d.min().item():.3g}); "
                 f"a squared distance never is. {CLAMP_HINT}")
         expect_close(d, reference(X, Y), atol=NORM_ATOL[X.dtype] * norm_scale(X, Y), name=name, hint=CLAMP_HINT)
+    # The docstring's "same dtype and device", on a GPU or the stand-in: it can only fail this test.
+    X, Y = cases[0]
+    expect_keeps_device(student, "pairwise_sq_distances", X[:7], Y[:5], hint=(
+        "pairwise_sq_distances must work on any device and return D2 on the device of X and Y: clamp with "
+        ".clamp_min(0) (or clamp(min=0)) rather than torch.maximum(D2, torch.zeros(N, M)), whose zeros live on the "
+        "CPU unless made with device=X.device, and make any other tensor you need from X and Y."))
 
 
 @points(1)

@@ -19,7 +19,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from dlvision.data import load_digits
-from dlvision.grading import expect_close, fresh_generator, points, requires
+from dlvision.grading import expect_close, expect_keeps_device, fresh_generator, points, requires
 
 #: The digits run: k=10 clusters of DIGITS_N fresh digits, DIGITS_ITERS rounds, the best of DIGITS_RUNS seeds by
 #: inertia, which may exceed the reference's best by at most INERTIA_BOUND (THRESHOLDS.md).
@@ -31,6 +31,11 @@ UPDATE_HINT = ("Each round: labels = the index of the nearest centroid (pairwise
                "and the labels of the last assignment.")
 START_HINT = ("k-means++: the first centroid is a uniformly random point, each next one a point drawn with "
               "probability proportional to its squared distance to the nearest centroid so far.")
+SINGLE_HINT = "A cluster with a single point moves onto that point (its mean): divide each sum by its own count."
+EMPTY_HINT = ("A cluster that receives no points keeps its centroid: update only where the count is positive "
+              "(torch.where(counts > 0, sums / counts.clamp_min(1), centroids)). And when every point already "
+              "coincides with a chosen centroid (duplicated points), the k-means++ weights are all 0: draw the next "
+              "centroid uniformly instead.")
 GENERATOR_HINT = ("Draw every random number from `generator` (torch.randint(..., generator=generator), "
                   "torch.multinomial(..., generator=generator)): never from the global random state, and not a "
                   "fixed start such as the first k points.")
@@ -48,6 +53,13 @@ def kmeans_with_seeds(X, k, iters, seeds):
         return [kmeans(X, k, iters, torch.Generator().manual_seed(seed)) for seed in seeds]
     finally:
         torch.set_num_threads(threads)
+
+
+def kmeans_on_device(X, k, iters, seed, device="cpu"):
+    """kmeans with a fresh generator, for expect_keeps_device (which moves X)."""
+    import torch
+
+    return kmeans(X, k, iters, torch.Generator().manual_seed(seed))
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -152,7 +164,8 @@ def test_kmeans_finds_well_separated_blobs(student):
 @points(1)
 @requires("test_kmeans_finds_well_separated_blobs")
 def test_kmeans_returns_the_means_of_its_last_assignment(student):
-    """after 1, 2 or 3 rounds on overlapping clusters, each centroid is the mean of the points labelled with it"""
+    """after 1, 2 or 3 rounds (overlapping clusters, single points, duplicates), each centroid is the mean of the points
+    labelled with it, and a cluster without points keeps its centroid"""
     X, _ = blobs(2, torch.float64, spread=3.0)  # overlapping: the clusters still change from round to round
     for iters in (1, 2, 3):
         for seed, result in zip((3, 4), student.run(kmeans_with_seeds, X, 5, iters, (3, 4))):
@@ -162,6 +175,44 @@ def test_kmeans_returns_the_means_of_its_last_assignment(student):
             means = torch.stack([X[labels == c].mean(dim=0) for c in used])
             expect_close(centroids[used], means, name=f"the centroids of the non-empty clusters ({what}) vs the "
                          "means of the points with their label", hint=UPDATE_HINT)
+    # Small clusters: some hold a single point, whose mean is that point (also after the centroid was the mean of
+    # more points in an earlier round); and fewer points than features (N = 4, D = 64).
+    cases = [(torch.randn(n, d, generator=torch.Generator().manual_seed(data), dtype=torch.float64), k, iters, seeds)
+             for n, d, k, iters, data, seeds in ((24, 2, 12, 1, 5, (5, 6)), (24, 2, 12, 3, 5, (5, 6)),
+                                                 (12, 2, 5, 3, 103, (15,)), (12, 2, 5, 3, 105, (1,)),
+                                                 (12, 2, 5, 3, 106, (6,)), (4, 64, 2, 2, 7, (10, 11, 12, 13, 14)))]
+    for small, k, iters, seeds in cases:
+        for seed, result in zip(seeds, student.run(kmeans_with_seeds, small, k, iters, seeds)):
+            what = f"{len(small)} random points in {small.shape[1]}-D, k={k}, iters={iters}, seed {seed}"
+            centroids, labels = check_shapes(result, small, k, what)
+            used = labels.unique()
+            means = torch.stack([small[labels == c].mean(dim=0) for c in used])
+            expect_close(centroids[used], means, name=f"the centroids of the non-empty clusters ({what}) vs the "
+                         "means of the points with their label", hint=UPDATE_HINT + " " + SINGLE_HINT)
+    # Duplicated points, k = 4 but 3 distinct points: k-means++ runs out of points with a positive weight (any
+    # point will do), and a centroid on top of another one receives no points in the round: it keeps its start,
+    # which is a data point.
+    twins = torch.tensor([[1.0, 2.0], [5.0, 1.0], [2.0, 6.0]], dtype=torch.float64).repeat(2, 1)
+    for seed, result in zip((7, 8, 9), student.run(kmeans_with_seeds, twins, 4, 1, (7, 8, 9))):
+        what = f"3 distinct points, each twice, k=4, iters=1, seed {seed}"
+        centroids, labels = check_shapes(result, twins, 4, what)
+        for c in range(4):
+            if (labels == c).any():
+                expect_close(centroids[c], twins[labels == c].mean(dim=0), name=f"centroid {c} ({what}) vs the mean "
+                             "of the points with its label", hint=UPDATE_HINT)
+            else:
+                assert (centroids[c] == twins).all(dim=1).any(), (
+                    f"centroid {c} received no points ({what}) and should have kept its k-means++ start, one of the "
+                    f"data points, but it is {centroids[c].tolist()}. {EMPTY_HINT}")
+    # The docstring's "dtype and device of X" and "on the device of X", on a GPU or the stand-in: it can only fail
+    # this test. The stand-in has no values, so it stops at the first one kmeans needs (k-means++ with k > 1 reads
+    # its weights, counting the labels makes a shape from them): k = 1 reaches the first update.
+    for k in (1, 5):
+        expect_keeps_device(student, kmeans_on_device, X.float(), k, 2, 0, hint=(
+            "kmeans must work on any device and return centroids and labels on the device of X: make the sums and "
+            "counts of the update with torch.zeros_like(centroids) or device=X.device (a torch.zeros(k, D) without "
+            "device= lives on the CPU), and move what the CPU generator draws (torch.randint, torch.multinomial) to "
+            "X.device before indexing X with it."))
 
 
 @points(1)

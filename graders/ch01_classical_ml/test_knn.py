@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dlvision.data import load_digits
-from dlvision.grading import expect_close, fresh_generator, points
+from dlvision.grading import expect_close, expect_keeps_device, fresh_generator, points
 
 #: (training points M, test points N, features D, classes C, k, dtype).
 CASES = [(30, 10, 2, 3, 1, torch.float64), (50, 20, 5, 4, 3, torch.float64), (50, 20, 5, 4, 4, torch.float32),
@@ -38,6 +38,32 @@ TIE_HINT = ("When labels tie in votes, return the smallest of the tied labels: c
 def predict_each(cases):
     """The student's knn_predict on each (X_train, y_train, X_test, k)."""
     return [knn_predict(X_train, y_train, X_test, k) for X_train, y_train, X_test, k in cases]
+
+
+def knn_on_device(X_train, y_train, X_test, k, classes, device="cpu"):
+    """knn_predict for expect_keeps_device. y_train answers .max() with the known largest label (the stand-in device
+    holds no values to compute it from); anything else it forwards to the labels tensor."""
+    class Top(int):
+        def item(self):
+            return int(self)
+
+    class Labels:
+        def __init__(self, labels):
+            self.labels = labels
+
+        def max(self, *args, **kwargs):
+            return self.labels.max(*args, **kwargs) if args or kwargs else Top(classes - 1)
+
+        def __getattr__(self, name):
+            return getattr(self.labels, name)
+
+        def __getitem__(self, index):
+            return self.labels[index]
+
+        def __len__(self):
+            return len(self.labels)
+
+    return knn_predict(X_train, Labels(y_train), X_test, k)
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -112,6 +138,12 @@ def test_knn_matches_a_reference_on_random_data(student):
         name = f"knn_predict, {describe(X_train, X_test, k)}"
         check_shape(got, expected, name)
         expect_close(got[decidable], expected[decidable], name=name, hint=VOTE_HINT)  # dtype int64 included
+    # The docstring's "on the device of X_test", on a GPU or the stand-in: it can only fail this test.
+    X_train, y_train, X_test, k = cases[1]
+    expect_keeps_device(student, knn_on_device, X_train, y_train, X_test, k, int(y_train.max()) + 1, hint=(
+        "knn_predict must work on any device and return its labels on the device of X_test: make the vote table "
+        "with torch.zeros(N, C, dtype=torch.int64, device=X_test.device). Without device= it lives on the CPU, "
+        "and counting the GPU labels into it fails."))
 
 
 @points(1)

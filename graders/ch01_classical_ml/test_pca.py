@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from dlvision.data import load_digits
-from dlvision.grading import expect_close, expect_implemented_without, fresh_generator, points, requires
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, fresh_generator, points,
+                              requires)
 
 #: (N, D, k): more samples than features, fewer, one feature, every component, one component.
 SHAPES = [(50, 10, 3), (20, 5, 5), (8, 20, 4), (100, 1, 1), (200, 30, 10), (12, 12, 1)]
@@ -122,6 +123,12 @@ def test_pca_components_match_svd(student):
     cases = random_cases(1) + [(fresh_digits(fresh_generator()), DIGITS_K)]
     for (X, k), components, _ in results(student, cases):
         check_components(components, X, k, f"the components of pca for {describe(X, k)}")
+    # The docstring's "same dtype and device as X", on a GPU or the stand-in: it can only fail this test.
+    X, k = random_cases(5)[0]
+    expect_keeps_device(student, "pca", X.float(), k, hint=(
+        "pca must work on any device and return the components and the ratios on the device of X: call "
+        "torch.linalg.svd on the centred tensor where it is (it runs on a GPU too) rather than on a .cpu() or NumPy "
+        "copy, or move the results back with .to(X.device)."))
 
 
 @points(1)

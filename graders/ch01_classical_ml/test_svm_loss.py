@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from dlvision.data import load_digits
-from dlvision.grading import (expect_close, expect_implemented_without, fresh_generator, fresh_seed, points,
-                              requires)
+from dlvision.grading import (expect_close, expect_implemented_without, expect_keeps_device, fresh_generator,
+                              fresh_seed, points, requires)
 
 #: (N, D, C, reg): one sample, one feature, two classes, digits-sized problems, with and without regularisation.
 CASES = [(1, 1, 2, 0.0), (5, 3, 4, 0.1), (20, 65, 10, 1e-3), (7, 10, 3, 1.3), (64, 65, 10, 0.0), (3, 2, 2, 0.5)]
@@ -206,6 +206,12 @@ def test_svm_loss_gradient_matches_autograd(student):
     for (W, X, y, reg), _, dW in results(student, random_cases(2) + integer_cases(6)):
         _, expected = reference(W, X, y, reg)
         expect_close(dW, expected, name=f"dW of svm_loss for {describe(W, X, reg)}", hint=GRAD_HINT)
+    # The docstring's "loss and dW are on that device too", on a GPU or the stand-in: it can only fail this test.
+    W, X, y, reg = random_cases(7)[1]
+    expect_keeps_device(student, "svm_loss", W.float(), X.float(), y, reg, hint=(
+        "svm_loss must work on any device and return loss and dW on the device of W and X: build the gradient's "
+        "indicator from the margins themselves ((margins > 0).to(X.dtype)), or make any new tensor with "
+        "device=X.device. A torch.zeros(N, C) without device= lives on the CPU."))
 
 
 @points(1)

@@ -9,7 +9,7 @@ one-hot labels), so that these tests do not depend on the student's softmax_loss
 import pytest
 import torch
 
-from dlvision.grading import expect_close, points
+from dlvision.grading import expect_close, expect_keeps_device, points
 
 #: (N, D, C, batch_size, epochs, lr, reg, dtype): a partial last batch, one batch per epoch, one sample,
 #: batches of one, float32 and float64.
@@ -37,6 +37,37 @@ def train_each(cases):
 
     return [train_linear(squared_error_loss, X, y, lr, reg, epochs, batch_size, torch.Generator().manual_seed(seed))
             for X, y, lr, reg, epochs, batch_size, seed in cases]
+
+
+def train_on_device(X, y, classes, device="cpu"):
+    """train_linear with a grader loss, for expect_keeps_device. y answers .max() with the largest label, which the
+    stand-in device (no values) cannot compute; the rest goes to the labels."""
+    import torch
+
+    class Top(int):
+        def item(self):
+            return int(self)
+
+    class Labels:
+        def __init__(self, labels):
+            self.labels = labels
+
+        def max(self, *args, **kwargs):
+            return self.labels.max(*args, **kwargs) if args or kwargs else Top(classes - 1)
+
+        def __getattr__(self, name):
+            return getattr(self.labels, name)
+
+        def __getitem__(self, index):
+            return self.labels[index]
+
+        def __len__(self):
+            return len(self.labels)
+
+    def loss(W, X, y, reg):
+        return (X @ W).sum(), X.T @ (X @ W) / len(X) + 2 * reg * W
+
+    return train_linear(loss, X, Labels(y), 0.1, 0.01, 2, 3, torch.Generator().manual_seed(0))
 
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
@@ -105,3 +136,9 @@ def test_train_linear_starts_from_the_stated_initialisation(student):
 def test_train_linear_replays_minibatch_sgd_exactly(student):
     """train_linear lands on the same W as a reference SGD with the same seed (shuffling, batches, updates)"""
     check(student, make_cases(2) + make_cases(3), SGD_HINT)
+    # The docstring's "with the dtype and on the device of X", on a GPU or the stand-in: it can only fail this test.
+    X, y = make_cases(4)[0][:2]
+    expect_keeps_device(student, train_on_device, X.float(), y, int(y.max()) + 1, hint=(
+        "train_linear must work on any device and return W on the device of X: torch.randn(..., generator=generator) "
+        "draws on the CPU (the generator lives there), so move the initial W with .to(X.device) before the first "
+        "update, and move each permutation there too before indexing X with it."))

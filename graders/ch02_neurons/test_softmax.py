@@ -87,6 +87,14 @@ def check_gradients(student, name, cases, seed, hint):
         expect_close(grad, x64.grad.to(x.dtype), name=f"the gradient of {name}, {describe(x, dim)}", hint=hint)
 
 
+def check_default_dim(student, name):
+    """Called without dim, the function normalises along the last dimension (the signature's dim=-1)."""
+    x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(17), dtype=torch.float64)
+    expect_close(getattr(student, name)(x), REFERENCE[name](x, dim=-1),
+                 name=f"{name}(x) without dim, x of shape (2, 3, 4), float64",
+                 hint=f"The signature is {name}(x, dim=-1): without dim, normalise along the last dimension.")
+
+
 def check_implemented_by_hand(student, name):
     """Static (through helpers, aliases, imports) and at run time. Tests that call this are marked
     @requires(<the function's value test>): a hollow function uses nothing forbidden either."""
@@ -128,6 +136,7 @@ def large_cases():
 def test_softmax_matches_torch_on_many_shapes_and_dims(student):
     """softmax matches torch.softmax on 1-D to 4-D tensors along every dim, float32 and float64"""
     check_values(student, "softmax", random_cases(1), DIM_HINT)
+    check_default_dim(student, "softmax")
     check_device(student, "softmax")
 
 
@@ -187,6 +196,7 @@ def test_softmax_is_vectorised(student):
 def test_log_softmax_matches_torch_on_many_shapes_and_dims(student):
     """log_softmax matches torch.log_softmax on 1-D to 4-D tensors along every dim, float32 and float64"""
     check_values(student, "log_softmax", random_cases(5), DIM_HINT)
+    check_default_dim(student, "log_softmax")
     check_device(student, "log_softmax")
 
 

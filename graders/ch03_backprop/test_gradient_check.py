@@ -120,6 +120,13 @@ def test_numerical_gradient_uses_the_step_h(student):
                          name=f"the numerical gradient of sum(x^3) at x of shape {tuple(x.shape)} with h = {h:g}",
                          hint="((x + h)^3 - (x - h)^3) / (2h) = 3x^2 + h^2 exactly: perturb x by the argument h, "
                               "not by a fixed number, and use the central difference.")
+    # The signature's default step: at x = 0 the central difference of sum(x^3) is h^2 = 1e-10 exactly.
+    x = torch.zeros(3, dtype=torch.float64)
+    got = gradients(student, [("cube_sum", x)])[0]
+    expect_close(got["grad"], torch.full((3,), 1e-5 ** 2, dtype=torch.float64), rtol=1e-6, atol=0.0,
+                 name="the numerical gradient of sum(x^3) at x = 0 without h (the default)",
+                 hint="At x = 0 the central difference of sum(x^3) is exactly h^2, so it shows the step used: "
+                      "without an h argument it must be the signature's default, h=1e-5.")
 
 
 @points(1)

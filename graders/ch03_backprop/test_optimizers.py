@@ -26,16 +26,21 @@ ADAM_HINT = ("PyTorch's Adam: m = b1 * m + (1 - b1) * g, v = b2 * v + (1 - b2) *
 
 # --- scenarios: run in the student's kernel ---------------------------------------------------------------------
 
-def run_steps(name, params, gradients, hyper):
+def run_steps(name, params, gradients, hyper, refill=False):
     """Calls the student's step function once per gradient dict, with one state dict; the params after each step.
 
     hyper: a list of keyword dicts, one per step (so that lr may change from one step to the next).
+    refill: pass the same gradient tensors every step, refilled in place (as a training loop's .grad buffers).
     """
     step = globals()[name]
     params = {k: v.clone() for k, v in params.items()}
     state, history = {}, []
+    buffers = {k: v.clone() for k, v in gradients[0].items()}
     for grads, kwargs in zip(gradients, hyper):
-        step(params, {k: v.clone() for k, v in grads.items()}, state, **kwargs)
+        if refill:
+            for k, v in grads.items():
+                buffers[k].copy_(v)
+        step(params, buffers if refill else {k: v.clone() for k, v in grads.items()}, state, **kwargs)
         history.append({k: v.clone() for k, v in params.items()})
     return history
 
@@ -64,17 +69,18 @@ def torch_history(make_optimizer, params, gradients, hyper):
     return history
 
 
-def compare(student, name, make_optimizer, seed, hyper, hint, scale=1.0):
+def compare(student, name, make_optimizer, seed, hyper, hint, scale=1.0, refill=False):
     params, gradients = initial_and_gradients(seed, scale)
-    got = student.run(run_steps, name, params, gradients, hyper)
+    got = student.run(run_steps, name, params, gradients, hyper, refill)
     expected = torch_history(make_optimizer, params, gradients, hyper)
-    settings = ", ".join(f"{k}={v}" for k, v in hyper[0].items())
+    settings = ", ".join(f"{k}={v}" for k, v in hyper[0].items()) or "with its defaults"
+    settings += ", gradients refilled in place every step" if refill else ""
     for t, (mine, theirs) in enumerate(zip(got, expected), start=1):
         assert isinstance(mine, dict) and set(mine) == set(theirs), (
             f"after step {t}, params should still have the keys {sorted(theirs)}, got "
             f"{sorted(mine) if isinstance(mine, dict) else type(mine).__name__}.")
         for k in theirs:
-            lr_note = f" (lr at this step: {hyper[t - 1]['lr']})" if len({h['lr'] for h in hyper}) > 1 else ""
+            lr_note = f" (lr at this step: {hyper[t - 1]['lr']})" if len({h.get('lr') for h in hyper}) > 1 else ""
             expect_close(mine[k], theirs[k], name=f"{name}({settings}): params['{k}'] after step {t}{lr_note}",
                          hint=hint)
 
@@ -102,9 +108,19 @@ def check_implemented_by_hand(student, name, hyper):
 
 @points(2)
 def test_sgd_momentum_matches_torch_optim_for_20_steps(student):
-    """sgd_momentum_step equals torch.optim.SGD(momentum=...) after each of 20 steps (momentum 0.9, 0.5, 0)"""
+    """sgd_momentum_step equals torch.optim.SGD(momentum=...) after each of 20 steps (momentum 0.9, 0.5, 0 and the
+    default; gradients passed fresh or refilled in place)"""
     for seed, (lr, momentum) in enumerate(((0.1, 0.9), (0.05, 0.5), (0.2, 0.0)), start=1):
         compare(student, "sgd_momentum_step", sgd, seed, [{"lr": lr, "momentum": momentum}] * STEPS, SGD_HINT)
+    # The signature's default momentum, 0.9.
+    compare(student, "sgd_momentum_step", lambda params, lr: sgd(params, lr, 0.9), 7, [{"lr": 0.1}] * STEPS,
+            "Without a momentum argument, use the signature's default, momentum=0.9. " + SGD_HINT)
+    # The same gradient tensors every step, refilled in place as a training loop refills .grad: the state keeps
+    # a copy of the first gradient, not the caller's tensor.
+    compare(student, "sgd_momentum_step", sgd, 8, [{"lr": 0.1, "momentum": 0.9}] * STEPS,
+            "Store a copy of the first gradient in the state (grad.clone()), not the caller's tensor: callers "
+            "refill their gradient tensors in place for the next step (PyTorch's .grad), which would change your "
+            "velocity behind your back. " + SGD_HINT, refill=True)
 
 
 @points(1)
@@ -125,8 +141,12 @@ def test_sgd_momentum_is_implemented_by_hand(student):
 
 @points(2)
 def test_adam_matches_torch_optim_for_20_steps(student):
-    """adam_step equals torch.optim.Adam (default betas and eps) after each of 20 steps"""
+    """adam_step equals torch.optim.Adam (default betas and eps, then all defaults) after each of 20 steps"""
     compare(student, "adam_step", adam, 5, [{"lr": 0.05, "betas": (0.9, 0.999), "eps": 1e-8}] * STEPS, ADAM_HINT)
+    # The signature's defaults (lr=1e-3, betas=(0.9, 0.999), eps=1e-8), on gradients of size 1e-8, where eps counts.
+    compare(student, "adam_step", lambda params: torch.optim.Adam(params, foreach=False), 10, [{}] * STEPS,
+            "Without lr, betas or eps arguments, use the signature's defaults: lr=1e-3, betas=(0.9, 0.999), "
+            "eps=1e-8 (on these gradients of size 1e-8, eps matters). " + ADAM_HINT, scale=1e-8)
 
 
 @points(1)
