@@ -44,6 +44,11 @@ def test_the_python_environment_is_bound_read_only_with_traversable_parents():
     assert ("0755", "--dir") in pairs(cmd, "--perms") and "/root/.pyenv" in cmd
 
 
+def test_an_environment_installed_under_tmp_is_bound_on_top_of_the_sandboxs_own_tmp():
+    cmd = command(read_only=[Path("/tmp/course/.venv")])
+    assert cmd.index("--tmpfs") < cmd.index("--ro-bind", cmd.index("--tmpfs")) < cmd.index("/tmp/course/.venv")
+
+
 def test_as_root_the_kernel_drops_to_a_uid_of_its_own_with_no_capabilities_and_a_process_limit():
     cmd = command(uid=12345678)
     tail = cmd[cmd.index("--") + 1:]

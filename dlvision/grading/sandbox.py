@@ -121,6 +121,10 @@ def bwrap_command(kernel_cmd: list[str], *, rundir: str, limits: dict[str, int],
             cmd += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
             cmd += ["--ro-bind", folder, folder]
+    # The scratch folders first, so that a bind below them (an environment installed under /tmp) lands on top.
+    cmd += ["--size", str(limits["tmp_size"]), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
+            "--size", str(limits["tmp_size"] // 4), "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
+            "--size", str(limits["workdir_size"]), "--tmpfs", WORKDIR, "--chmod", "0777", WORKDIR]
     binds = [str(f) for f in read_only] + [rundir]
     # bubblewrap would create the parents of a bind point readable by root only; make them traversable.
     parents = sorted({str(p) for b in binds for p in Path(b).parents if str(p) != "/"} - set(SYSTEM_FOLDERS),
@@ -133,9 +137,6 @@ def bwrap_command(kernel_cmd: list[str], *, rundir: str, limits: dict[str, int],
         cmd += ["--dev-bind", device, device]
     if gpu_devices:  # the CUDA driver reads its topology from /sys
         cmd += ["--ro-bind", "/sys", "/sys"]
-    cmd += ["--size", str(limits["tmp_size"]), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
-            "--size", str(limits["tmp_size"] // 4), "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
-            "--size", str(limits["workdir_size"]), "--tmpfs", WORKDIR, "--chmod", "0777", WORKDIR]
     for name, fd in (workdir_files or {}).items():
         cmd += ["--perms", "0666", "--file", str(fd), f"{WORKDIR}/{name}"]
     # The sandbox's own root is read-only too: parent folders of the binds exist there, but nothing can be written.
