@@ -10,6 +10,7 @@ course files and submissions travel with each job, so workers share no folder wi
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,12 +43,34 @@ def grade_all(jobs: Iterable[GradingJob], *, workers: int = 1, dask: bool = Fals
     ``workers``: processes on this machine (or LocalCluster workers with ``dask``); ``scheduler``: the address of
     a running Dask scheduler (then ``workers`` is the cluster's business).
     """
-    if dask or scheduler:
+    if scheduler:
         yield from _on_dask(jobs, workers, scheduler)
     elif workers <= 1:
         yield from (grade(job) for job in jobs)
     else:
-        yield from _on_processes(jobs, workers)
+        with cores_shared_by(workers):
+            yield from _on_dask(jobs, workers, None) if dask else _on_processes(jobs, workers)
+
+
+@contextlib.contextmanager
+def cores_shared_by(workers: int):
+    """Local workers, and the kernels they start, share this machine's cores: each gets its share of threads
+    (OMP_NUM_THREADS, unless it is set already). Without it every kernel's torch spins a thread per core, and
+    two submissions at once on two cores run slower than one after the other."""
+    share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: saved[name] or share for name in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _on_processes(jobs: Iterable[GradingJob], workers: int) -> Iterator[GradingResult]:

@@ -29,6 +29,7 @@ from dlvision.grading.direct import DirectGrader
 from dlvision.grading.runner import GraderError
 from dlvision.hollow import KINDS, hollow
 from dlvision.mutants import Mutant, MutantError, read_mutants
+from dlvision.parallel import cores_shared_by
 
 #: Budgets from ../shared/ASSIGNMENTS.md, in seconds, reported (not enforced) per variant: a full grading is the
 #: notebook under autograde (30 s) plus all graders of the assignment (60 s); a mutant runs only its targets' graders.
@@ -69,7 +70,8 @@ def selftest(course: Course, assignments: list[str], jobs: int,
             variants += _variants(course, assignment, courses[assignment])
         results = []
         overrides = [*course.overrides, "--TrustedExecute.gpu_stand_in=True"]
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with cores_shared_by(jobs), ProcessPoolExecutor(max_workers=jobs,
+                                                        mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {(pool.submit(_grade_mutant, str(courses[v.assignment]), v.assignment, dict(v.notebooks),
                                     list(v.targets)) if v.kind in DIRECT_KINDS else
                         pool.submit(_grade_variant, str(courses[v.assignment]), str(scratch / "variants" / v.name),

@@ -13,7 +13,7 @@ import pytest
 
 from dlvision import api, gradebook
 from dlvision.course import Course
-from dlvision.parallel import grade_all
+from dlvision.parallel import cores_shared_by, grade_all
 from dlvision.worker import GradingJob
 from tests.conftest import make_toy_course, toy_notebook
 
@@ -109,3 +109,14 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_grades_the_rest(tmp_path):
     rest = {o.student: o for o in api.autograde(course, "toy")}
     assert {s for s, o in rest.items() if "skipped" not in o.message} == {f"s{i}" for i in range(5)} - graded
     assert all(o.ok and o.score == 7.0 for o in rest.values())
+
+
+def test_local_workers_share_the_cores_instead_of_each_spinning_a_thread_per_core(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    with cores_shared_by(4):
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # an administrator's own setting wins
+    with cores_shared_by(4):
+        assert os.environ["OMP_NUM_THREADS"] == "3"
