@@ -120,3 +120,17 @@ def test_local_workers_share_the_cores_instead_of_each_spinning_a_thread_per_cor
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # an administrator's own setting wins
     with cores_shared_by(4):
         assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_scratch_courses_gradebook_has_the_schema_version_nbgrader_stamps(course, tmp_path, monkeypatch):
+    import sqlite3
+
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    with Gradebook(f"sqlite:///{tmp_path / 'nbgraders.db'}"):  # nbgrader stamps it (`alembic heads`)
+        pass
+    (tmp_path / "template.db").write_bytes(gradebook.assignment_template(course, "toy"))
+    versions = {name: sqlite3.connect(tmp_path / name).execute("SELECT version_num FROM alembic_version").fetchall()
+                for name in ("nbgraders.db", "template.db")}
+    assert versions["template.db"] == versions["nbgraders.db"] != []

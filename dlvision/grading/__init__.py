@@ -14,15 +14,37 @@ Layers, from the student's side to the gradebook:
 - :mod:`~dlvision.grading.scoring` and :mod:`~dlvision.grading.report`: a cell's score and its readable report;
 - :mod:`~dlvision.grading.preprocessor`: TrustedExecute, the nbgrader preprocessor that ties them together.
 
-Graders import what they need from here.
+Graders import what they need from here. The names load on first use (PEP 562): the student's grading kernel
+imports :mod:`~dlvision.grading.kernel_side` through this package and needs none of the trusted side's
+nbgrader and pytest, whose import would cost every submission seconds of CPU.
 """
-from dlvision.checks import expect_close
-from dlvision.grading.device import StandInTensor, expect_keeps_device, expect_on_device
-from dlvision.grading.expect import expect_implemented_without
-from dlvision.grading.fresh import fresh_generator, fresh_seed
-from dlvision.grading.runner import gpu, points, requires
-from dlvision.grading.speed import speed_ratio
-from dlvision.grading.student import StudentError
+from __future__ import annotations
 
-__all__ = ["expect_close", "expect_implemented_without", "expect_keeps_device", "expect_on_device", "fresh_generator",
-           "fresh_seed", "gpu", "points", "requires", "speed_ratio", "StandInTensor", "StudentError"]
+import importlib
+
+#: Each public name, and the module that defines it.
+_EXPORTS = {
+    "expect_close": "dlvision.checks",
+    "StandInTensor": "dlvision.grading.device",
+    "expect_keeps_device": "dlvision.grading.device",
+    "expect_on_device": "dlvision.grading.device",
+    "expect_implemented_without": "dlvision.grading.expect",
+    "fresh_generator": "dlvision.grading.fresh",
+    "fresh_seed": "dlvision.grading.fresh",
+    "gpu": "dlvision.grading.runner",
+    "points": "dlvision.grading.runner",
+    "requires": "dlvision.grading.runner",
+    "speed_ratio": "dlvision.grading.speed",
+    "StudentError": "dlvision.grading.student",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
