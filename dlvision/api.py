@@ -116,7 +116,9 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
                 yield job
 
     with _interrupts() as interrupted:
-        for result in parallel.grade_all(to_grade(), workers=jobs, dask=dask, scheduler=scheduler):
+        # never more workers than submissions: one submission is graded here, without starting a pool
+        for result in parallel.grade_all(to_grade(), workers=min(jobs, len(students)), dask=dask,
+                                         scheduler=scheduler):
             if interrupted:  # nbgrader may have turned the interrupt into this result's failure: keep neither
                 raise KeyboardInterrupt
             report(record(course, assignment, result, keys.get(result.student)))

@@ -46,14 +46,14 @@ def speed_ratio(student: Student, name: str, reference: Callable, make_inputs: C
     torch.set_num_threads(1)
     try:
         number = 1
-        while _student_seconds(student, name, make_inputs, number, next(seeds), reference, rtol, atol) \
+        while _student_seconds(student, name, make_inputs, number, next(seeds), reference, rtol, atol)[0] \
                 < min_seconds and number < 1 << 10:
             number *= 2
         theirs, ours = [], []
         for _ in range(repeats):
-            seed = next(seeds)
-            theirs.append(_student_seconds(student, name, make_inputs, number, seed, reference, rtol, atol) / number)
-            ours.append(_reference_seconds(reference, _inputs(make_inputs, number, seed, device), min_seconds))
+            seconds, inputs = _student_seconds(student, name, make_inputs, number, next(seeds), reference, rtol, atol)
+            theirs.append(seconds / number)
+            ours.append(_reference_seconds(reference, inputs, min_seconds))
     finally:
         torch.set_num_threads(threads)
     # Minima: the machine's noise can only slow a measurement down, never speed it up.
@@ -71,20 +71,22 @@ def _reference_seconds(reference: Callable, inputs: list, min_seconds: float) ->
 
 
 def _student_seconds(student: Student, name: str, make_inputs: Callable, number: int, seed: int,
-                     reference: Callable, rtol: float, atol: float) -> float:
+                     reference: Callable, rtol: float, atol: float) -> tuple[float, list]:
+    """Seconds of one timed request of ``number`` calls, checked against the reference; and the trusted side's
+    copy of those inputs (the reference's timing reuses them)."""
     student.prepare_inputs(make_inputs, number=number, seed=seed)
     start = time.perf_counter()
     samples = student.timed(name, positions=POSITIONS)
     seconds = time.perf_counter() - start
-    expected = [sample_outputs(reference(*args, **kwargs), POSITIONS)
-                for args, kwargs in _inputs(make_inputs, number, seed, student.device)]
+    inputs = _inputs(make_inputs, number, seed, student.device)
+    expected = [sample_outputs(reference(*args, **kwargs), POSITIONS) for args, kwargs in inputs]
     if not isinstance(samples, list) or len(samples) != number:
         raise AssertionError(f"{name} did not return a result for each of the {number} inputs of the speed check.")
     for i, (got, want) in enumerate(zip(samples, expected)):
         if not _same(got, want, rtol, atol):
             raise AssertionError(f"{name} gave a wrong result on input {i + 1} of the speed check: speed counts "
                                  "only for correct results (see the other tests of this function).")
-    return seconds
+    return seconds, inputs
 
 
 def _inputs(make_inputs: Callable, number: int, seed: int, device: str | None = None) -> list:
