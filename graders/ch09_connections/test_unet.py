@@ -6,7 +6,9 @@ The contract fixes what a U-Net does, not how its layers are named or laid out, 
   brighter than 0.5), a U-Net gets nearly every pixel right through its full-resolution skip; without skips
   everything passes through the 1/8-resolution bottleneck and it stays near chance (THRESHOLDS.md);
 - the deep path: in evaluation mode, the gradient of a few output pixels with respect to the input reaches
-  farther than full-resolution layers alone could (each level of depth widens it);
+  farther than full-resolution layers alone could (each level of depth widens it), and covers the whole
+  neighbourhood of every output pixel, corners included (the upsampled maps line up with the skips);
+- the channels double at every level of the encoder (the widths of its BatchNorm layers);
 - BatchNorm: in training mode an image's output depends on the other images of the batch, in evaluation mode not;
 - raw logits from the last 1x1 convolution (no ReLU or softmax after it);
 - output shapes (N, num_classes, H, W) for depths 1 to 3 and sizes not divisible by 2**depth, batches of one,
@@ -29,6 +31,15 @@ COPY_THRESHOLD = 0.9
 REACH = [(1, 8, 6), (2, 8, 16), (3, 8, 26)]
 REACH_SIZE = (59, 61)
 REACH_BLOCKS = [(28, 29), (31, 26)]
+
+#: Output blocks at the centre and the four corners of the REACH_SIZE image; for each (depth, base_channels) the
+#: radius of the neighbourhood whose input pixels the block's logits must nearly all depend on (THRESHOLDS.md).
+ALIGN_BLOCKS = [(28, 29), (1, 1), (1, 58), (56, 1), (56, 58)]
+ALIGN = [(1, 8, 6), (2, 8, 12), (3, 8, 16)]
+ALIGN_COVERAGE = 0.8
+
+#: (in_ch, num_classes, base_channels, depth) of the models whose BatchNorm widths are checked
+WIDTH_CASES = [(1, 3, 4, 3), (2, 2, 3, 2), (1, 4, 8, 1)]
 
 #: (in_ch, num_classes, base_channels, depth, (N, H, W))
 SHAPE_CASES = [(1, 4, 8, 2, (2, 24, 24)), (1, 2, 4, 1, (1, 7, 5)), (3, 5, 4, 2, (2, 13, 10)),
@@ -88,6 +99,14 @@ def unet_input_gradients(depth, base_channels, x, blocks):
         out[:, :, top:top + 2, left:left + 2].sum().backward()
         grads.append(x_leaf.grad)
     return {"out_shape": list(out.shape), "grads": grads}
+
+
+def unet_batchnorm_widths(in_ch, num_classes, base_channels, depth):
+    """UNet(in_ch, num_classes, base_channels, depth): the number of channels of each of its BatchNorm2d layers."""
+    import torch
+
+    net = UNet(in_ch, num_classes, base_channels, depth)
+    return [m.num_features for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
 
 
 def unet_batch_dependence(a, b, c):
@@ -163,16 +182,44 @@ def unet_on_cuda(x):
 
 # --- helpers on the trusted side -------------------------------------------------------------------------------
 
+def input_gradients(student, depth, base_channels, x, blocks):
+    """The gradients of unet_input_gradients, checked to be there: one per block, of x's shape."""
+    got = student.run(unet_input_gradients, depth, base_channels, x, blocks)
+    assert got["grads"] is not None, (
+        f"UNet(1, 3, {base_channels}, {depth}) applied to an image of shape {tuple(x.shape)} returned an output "
+        f"of shape {tuple(got['out_shape'])} that does not depend on its input (no gradient flows back).")
+    assert all(isinstance(gr, torch.Tensor) and gr.shape == x.shape for gr in got["grads"]), (
+        f"the gradient of UNet(1, 3, {base_channels}, {depth})'s output with respect to its input is missing "
+        "or has the wrong shape.")
+    return got["grads"]
+
+
+def distances_from(block, shape):
+    """Each pixel's Chebyshev distance from the 2x2 block whose top-left pixel is ``block``."""
+    top, left = block
+    ys, xs = torch.arange(shape[-2])[:, None], torch.arange(shape[-1])[None, :]
+    dy = torch.clamp(torch.maximum(top - ys, ys - (top + 1)), min=0)
+    dx = torch.clamp(torch.maximum(left - xs, xs - (left + 1)), min=0)
+    return torch.maximum(dy, dx)
+
+
+def reached(grad):
+    """The input pixels with a gradient above 1e-7 of the largest (any channel, any image)."""
+    g = grad.abs().amax(dim=(0, 1))
+    return g > 1e-7 * g.max() if (g > 0).any() else torch.zeros_like(g, dtype=torch.bool)
+
+
 def reach_of(grad, top, left):
     """The farthest Chebyshev distance from the 2x2 block at (top, left) of an input pixel with a nonzero
     gradient (-1 if none)."""
-    g = grad.abs().amax(dim=(0, 1))
-    if not (g > 0).any():
-        return -1
-    ys, xs = torch.nonzero(g > 1e-7 * g.max(), as_tuple=True)
-    dy = torch.clamp(torch.maximum(top - ys, ys - (top + 1)), min=0)
-    dx = torch.clamp(torch.maximum(left - xs, xs - (left + 1)), min=0)
-    return int(torch.maximum(dy, dx).max())
+    hit = reached(grad)
+    return int(distances_from((top, left), grad.shape)[hit].max()) if hit.any() else -1
+
+
+def coverage_of(grad, block, radius):
+    """The fraction of the input pixels within ``radius`` of ``block`` that the block's logits depend on."""
+    near = distances_from(block, grad.shape) <= radius
+    return (reached(grad) & near).sum().item() / near.sum().item()
 
 
 def describe(value):
@@ -209,20 +256,48 @@ def test_unet_output_reaches_farther_with_every_level_of_depth(student):
     g = torch.Generator().manual_seed(31)
     x = torch.randn(1, 1, *REACH_SIZE, generator=g)
     for depth, base_channels, least in REACH:
-        got = student.run(unet_input_gradients, depth, base_channels, x, REACH_BLOCKS)
-        assert got["grads"] is not None, (
-            f"UNet(1, 3, {base_channels}, {depth}) applied to an image of shape {tuple(x.shape)} returned an output "
-            f"of shape {tuple(got['out_shape'])} that does not depend on its input (no gradient flows back).")
-        assert all(isinstance(gr, torch.Tensor) and gr.shape == x.shape for gr in got["grads"]), (
-            f"the gradient of UNet(1, 3, {base_channels}, {depth})'s output with respect to its input is missing "
-            "or has the wrong shape.")
-        reach = max(reach_of(gr, top, left) for gr, (top, left) in zip(got["grads"], REACH_BLOCKS))
+        grads = input_gradients(student, depth, base_channels, x, REACH_BLOCKS)
+        reach = max(reach_of(gr, top, left) for gr, (top, left) in zip(grads, REACH_BLOCKS))
         assert reach >= least, (
             f"in evaluation mode, the logits of a 2x2 block of output pixels of UNet(1, 3, {base_channels}, {depth}) "
             f"depend on input pixels up to {reach} pixels away; a U-Net of depth {depth} sees at least {least} "
             f"pixels away (its levels at 1/2, 1/4, ... resolution widen the view), full-resolution layers alone 4. "
             "Is the decoder fed from the bottleneck, level by level (upsample, concatenate, convolve), and does "
             "the encoder have depth max-pools?")
+
+
+@points(1)
+def test_unet_output_depends_on_the_whole_neighbourhood_of_every_pixel(student):
+    """in evaluation mode, the logits at the centre and at each corner depend on nearly every input pixel around
+    them: the upsampled maps line up with the skips"""
+    x = torch.randn(1, 1, *REACH_SIZE, generator=torch.Generator().manual_seed(31))
+    for depth, base_channels, radius in ALIGN:
+        grads = input_gradients(student, depth, base_channels, x, ALIGN_BLOCKS)
+        for grad, block in zip(grads, ALIGN_BLOCKS):
+            coverage = coverage_of(grad, block, radius)
+            assert coverage >= ALIGN_COVERAGE, (
+                f"in evaluation mode, the logits of the 2x2 block of output pixels at {block} of UNet(1, 3, "
+                f"{base_channels}, {depth}) (input of shape {tuple(x.shape)}) depend on only {coverage:.0%} of the "
+                f"input pixels within {radius} pixels of it; a U-Net's depend on nearly all of them (required: at "
+                f"least {ALIGN_COVERAGE:.0%}). Each level of the decoder must line up with the skip it joins: "
+                "max-pool once per level 1 .. depth, upsample by exactly 2 (ConvTranspose2d with kernel 2 and "
+                "stride 2, or interpolation by 2), and pad only the few rows and columns that the size rule needs. "
+                "A map stretched more than 2x and cropped back labels each pixel with what lies elsewhere.")
+
+
+@points(1)
+@requires("test_unet_copies_full_resolution_detail_through_its_skip_connections")
+def test_unet_doubles_the_channels_at_every_level(student):
+    """the BatchNorm layers of UNet(in_ch, num_classes, C, depth) have C, 2C, ... C * 2**depth channels"""
+    for in_ch, num_classes, base_channels, depth in WIDTH_CASES:
+        widths = student.run(unet_batchnorm_widths, in_ch, num_classes, base_channels, depth)
+        expected = {base_channels * 2 ** k for k in range(depth + 1)}
+        found = set(widths) if isinstance(widths, list) and all(type(w) is int for w in widths) else None
+        assert found == expected, (
+            f"the BatchNorm2d layers of UNet({in_ch}, {num_classes}, {base_channels}, {depth}) have "
+            f"{sorted(found) if found is not None else 'unreadable'} channels; the contract's have "
+            f"{sorted(expected)}: level k of the encoder has C * 2**k channels (C = base_channels, so the "
+            "bottleneck has C * 2**depth), and each decoder level the channels of the encoder level it joins.")
 
 
 @points(1)
